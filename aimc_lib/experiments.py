@@ -1,0 +1,111 @@
+"""Accuracy vs time after programming: the experiment behind the paper's drift figure.
+
+Protocol (SCIENCE.md section 6): each repetition is one simulated chip, programmed once
+(programming noise and drift exponents drawn once) and then read at every time of the grid with
+fresh read noise, in increasing time order, as the hardware experiment does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .data import Split, normalize
+from .evaluation import accuracy
+from .mapping import AnalogChip, check_compensation
+from .pcm import PCMParams, check_time
+
+DAY_S = 86_400.0
+MONTH_S = 30 * DAY_S
+YEAR_S = 365 * DAY_S
+#: One point per decade over the figure's range 1e-5 ... 1e5 s, plus 1 month and 1 year.
+DEFAULT_TIMES_S = [10.0 ** k for k in range(-5, 6)] + [MONTH_S, YEAR_S]
+
+
+def model_sha256(model: nn.Module) -> str:
+    """Checksum of a model's parameters and buffers (names, shapes and values)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_chips: int = 10,
+                     compensation: str = "gdc", params: PCMParams = PCMParams(), seed: int = 0,
+                     test_subset: int = 0, calibration_split: Split | None = None,
+                     calibration_images: int = 2000, model_name: str = "", progress: bool = True) -> dict:
+    """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
+
+    Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
+    ``"adabs"`` (then ``calibration_split``, e.g. the training set, provides
+    ``calibration_images`` images for BN re-estimation). Returns a JSON-ready dict with the
+    summary per time (mean, std over chips), every chip's value, and full metadata.
+    """
+    check_compensation(compensation)
+    times = [check_time(t) for t in times_s]
+    if sorted(times) != times:
+        raise ValueError("times_s must be in increasing order (a chip is read forward in time)")
+    if n_chips < 1:
+        raise ValueError(f"n_chips must be >= 1, got {n_chips}")
+    if test_subset:
+        test = test.subset(test_subset, seed=0)
+    calib_x = None
+    if compensation == "adabs":
+        if calibration_split is None:
+            raise ValueError("compensation 'adabs' needs calibration_split (e.g. the training set)")
+        calib_x = normalize(calibration_split.subset(calibration_images, seed=seed).x)
+    t_start = time.time()
+    per_chip = np.zeros((n_chips, len(times)))
+    bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
+    for k in range(n_chips):
+        chip = AnalogChip(model, params, seed=seed + k)
+        for j, t in enumerate(times):
+            per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x), test)
+            bar.update()
+    bar.close()
+    return {
+        "times_s": times,
+        "mean": per_chip.mean(0).tolist(),
+        "std": per_chip.std(0, ddof=1).tolist() if n_chips > 1 else [0.0] * len(times),
+        "per_chip": per_chip.tolist(),
+        "meta": {
+            "model": model_name, "model_sha256": model_sha256(model),
+            "fp32_accuracy": accuracy(model, test), "test_images": len(test),
+            "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
+            "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
+            "aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
+            "machine": platform.machine(), "threads": torch.get_num_threads(),
+            "wall_seconds": round(time.time() - t_start, 1),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def save_results(res: dict, path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(res, indent=1))
+
+
+def load_results(path) -> dict:
+    res = json.loads(Path(path).read_text())
+    for key in ("times_s", "mean", "std", "per_chip", "meta"):
+        if key not in res:
+            raise ValueError(f"{path} is not an accuracy-vs-time result (no {key!r})")
+    return res
+
+
+def value_at(res: dict, t_s: float) -> tuple[float, float]:
+    """(mean, std) accuracy of a result at the grid time closest to ``t_s`` (log distance)."""
+    times = np.asarray(res["times_s"], dtype=float)
+    j = int(np.argmin(np.abs(np.log10(np.maximum(times, 1e-12)) - np.log10(max(t_s, 1e-12)))))
+    return res["mean"][j], res["std"][j]

@@ -1,0 +1,156 @@
+"""Program a trained network onto simulated PCM and read it back at any time after programming.
+
+Each analog layer (every conv, and the FC layer with its bias as an extra column) becomes a
+crossbar of differential pairs: per layer ``W_max = max |W|``; a positive weight sets
+``G+ = G_max W / W_max`` and leaves ``G- = 0``, a negative one the reverse; the weight read
+back is ``W = (G+ - G-) W_max / G_max``. An :class:`AnalogChip` holds one programmed instance:
+its programming noise and drift exponents are drawn once; every :meth:`AnalogChip.read` draws
+fresh read noise and returns a ready-to-evaluate copy of the network.
+
+Compensation (SCIENCE.md section 4):
+
+* ``"none"``: the raw drifted weights.
+* ``"gdc"``: global drift compensation, one digital scalar per layer,
+  ``alpha(t) = readout(t_ref) / readout(t)``, with the readout the mean absolute output of the
+  crossbar for all one-hot inputs (= mean |G+ - G-|) and ``t_ref = 0`` (a calibration read right
+  after programming).
+* ``"adabs"``: GDC, then BatchNorm running statistics re-estimated from calibration images passed
+  through the drifted network (learned BN scale and shift unchanged).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import pcm
+from .models import analog_layers, check_finite, crossbar_matrix
+
+COMPENSATIONS = ("none", "gdc", "adabs")
+
+
+def check_compensation(name: str) -> str:
+    if name not in COMPENSATIONS:
+        raise ValueError(f"unknown compensation {name!r}; choose one of {COMPENSATIONS}")
+    return name
+
+
+def weights_to_targets(w: torch.Tensor, w_max: float, g_max_us: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed weights -> target conductances (G+, G-) in uS of a differential pair."""
+    scale = g_max_us / w_max if w_max > 0 else 0.0
+    return (w.clamp(min=0) * scale).clamp(max=g_max_us), ((-w).clamp(min=0) * scale).clamp(max=g_max_us)
+
+
+def conductances_to_weights(g_diff_us: torch.Tensor, w_max: float, g_max_us: float) -> torch.Tensor:
+    """Differential-pair conductance difference G+ - G- (uS) -> signed weights."""
+    return g_diff_us * (w_max / g_max_us)
+
+
+@dataclass
+class ProgrammedLayer:
+    """The programmed state of one crossbar: conductances (uS) and drift exponents of both devices."""
+
+    w_max: float
+    shape: tuple
+    g_plus_us: torch.Tensor
+    nu_plus: torch.Tensor
+    g_minus_us: torch.Tensor
+    nu_minus: torch.Tensor
+    gdc_reference_us: float = 0.0
+
+
+def _set_crossbar(layer: nn.Module, w2d: torch.Tensor) -> None:
+    with torch.no_grad():
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.copy_(w2d[:, -1])
+            w2d = w2d[:, :-1]
+        layer.weight.copy_(w2d.reshape(layer.weight.shape))
+
+
+class AnalogChip:
+    """One simulated PCM chip holding a whole network.
+
+    Args:
+        model: the trained network (never modified; a copy is kept).
+        params: the PCM model parameters.
+        seed: seeds this chip's generator (programming noise, drift exponents, read noise).
+    """
+
+    def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0):
+        check_finite(model)
+        self.params = params
+        self.seed = seed
+        self._template = copy.deepcopy(model).eval()
+        self.device = next(self._template.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.layers: dict[str, ProgrammedLayer] = {}
+        for name, layer in analog_layers(self._template).items():
+            w = crossbar_matrix(layer).float()
+            w_max = float(w.abs().max())
+            tp, tm = weights_to_targets(w, w_max, params.g_max_us)
+            gp, nup = pcm.program(tp, params, self.generator)
+            gm, num = pcm.program(tm, params, self.generator)
+            self.layers[name] = ProgrammedLayer(w_max, tuple(w.shape), gp, nup, gm, num)
+        # Calibration read right after programming (t_ref = 0) for global drift compensation.
+        for st in self.layers.values():
+            st.gdc_reference_us = float(self._read_difference(st, 0.0).abs().mean())
+
+    def _read_difference(self, st: ProgrammedLayer, t_s: float) -> torch.Tensor:
+        p, g = self.params, self.generator
+        return pcm.read(st.g_plus_us, st.nu_plus, t_s, p, g) - pcm.read(st.g_minus_us, st.nu_minus, t_s, p, g)
+
+    def weights_at(self, t_s: float, compensation: str = "gdc") -> dict[str, torch.Tensor]:
+        """Crossbar matrices (as weights) read ``t_s`` seconds after programming, with GDC if asked."""
+        pcm.check_time(t_s)
+        check_compensation(compensation)
+        out = {}
+        for name, st in self.layers.items():
+            diff = self._read_difference(st, t_s)
+            if compensation != "none":
+                readout = float(diff.abs().mean())
+                if readout > 0:
+                    diff = diff * (st.gdc_reference_us / readout)
+            out[name] = conductances_to_weights(diff, st.w_max, self.params.g_max_us)
+        return out
+
+    def read(self, t_s: float, compensation: str = "gdc", calibration_x: torch.Tensor | None = None,
+             calibration_batch_size: int = 500) -> nn.Module:
+        """A fresh copy of the network with the weights this chip holds ``t_s`` seconds after programming.
+
+        ``compensation``: ``"none"``, ``"gdc"`` or ``"adabs"`` (needs ``calibration_x``: normalized
+        float images, e.g. a few thousand training images). The returned model is in eval mode.
+        """
+        check_compensation(compensation)
+        if compensation == "adabs" and calibration_x is None:
+            raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
+        model = copy.deepcopy(self._template)
+        layers = analog_layers(model)
+        for name, w2d in self.weights_at(t_s, compensation).items():
+            _set_crossbar(layers[name], w2d)
+        if compensation == "adabs":
+            reestimate_bn_statistics(model, calibration_x, calibration_batch_size)
+        return model.eval()
+
+
+@torch.no_grad()
+def reestimate_bn_statistics(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> None:
+    """Replace every BatchNorm's running mean/var by the average over ``x`` (AdaBS); in place."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all calibration batches
+    model.train()
+    dev = next(model.parameters()).device
+    for i in range(0, len(x), batch_size):
+        model(x[i:i + batch_size].to(dev))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+def program_network(model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0) -> AnalogChip:
+    """Program ``model`` onto a simulated PCM chip (see :class:`AnalogChip`)."""
+    return AnalogChip(model, params, seed)

@@ -1,0 +1,105 @@
+"""The CIFAR ResNet family, with the paper's ResNet-32 (widths 16/28/56) as default.
+
+Every weight that lives on PCM is a conv weight or the final FC weight and bias; BatchNorm stays
+digital. :func:`analog_layers` lists those layers, in order, for mapping and noise injection.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + BN, ReLU in between, residual add; 1x1 projection when the shape changes."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_ch))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet for 32x32 images: stem, three stages of ``blocks_per_stage`` basic blocks, FC.
+
+    Depth = 6 * blocks_per_stage + 2 (ResNet-20/32/44/56 for 3/5/7/9 blocks per stage).
+    """
+
+    def __init__(self, blocks_per_stage: int = 5, widths: tuple[int, int, int] = (16, 28, 56),
+                 num_classes: int = 10):
+        super().__init__()
+        if blocks_per_stage < 1 or len(widths) != 3 or min(widths) < 1:
+            raise ValueError(f"need blocks_per_stage >= 1 and three positive widths, "
+                             f"got {blocks_per_stage}, {widths}")
+        self.blocks_per_stage, self.widths = blocks_per_stage, tuple(widths)
+        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        stages, in_ch = [], widths[0]
+        for i, w in enumerate(widths):
+            blocks = [BasicBlock(in_ch, w, 1 if i == 0 else 2)]
+            blocks += [BasicBlock(w, w) for _ in range(blocks_per_stage - 1)]
+            stages.append(nn.Sequential(*blocks))
+            in_ch = w
+        self.layer1, self.layer2, self.layer3 = stages
+        self.fc = nn.Linear(widths[2], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def depth(self) -> int:
+        return 6 * self.blocks_per_stage + 2
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
+def resnet32(widths: tuple[int, int, int] = (16, 28, 56), num_classes: int = 10) -> CifarResNet:
+    """The paper's ResNet-32: 5 blocks per stage, widths 16/28/56, 361,722 analog weights."""
+    return CifarResNet(5, widths, num_classes)
+
+
+def resnet(depth: int = 32, widths: tuple[int, int, int] = (16, 28, 56)) -> CifarResNet:
+    """A CIFAR ResNet of the given depth (20, 32, 44, 56, ...: depth = 6n + 2)."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56), got {depth}")
+    return CifarResNet((depth - 2) // 6, widths)
+
+
+def analog_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The conv and linear layers whose weights (and the linear bias) go on PCM, by name."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def crossbar_matrix(layer: nn.Module) -> torch.Tensor:
+    """The layer as the 2-D matrix a crossbar stores: ``[out, in*k*k]``, plus a bias column for FC."""
+    w = layer.weight.detach().flatten(1)
+    if getattr(layer, "bias", None) is not None:
+        w = torch.cat([w, layer.bias.detach()[:, None]], dim=1)
+    return w
+
+
+def count_analog_weights(model: nn.Module) -> int:
+    """Number of weights on PCM: conv and FC weights plus FC bias (BatchNorm excluded)."""
+    return sum(crossbar_matrix(m).numel() for m in analog_layers(model).values())
+
+
+def check_finite(model: nn.Module) -> None:
+    """Raise ValueError naming the first parameter that holds NaN or Inf."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise ValueError(f"parameter {name!r} holds NaN or Inf values")

@@ -1,0 +1,147 @@
+"""Statistical model of a phase-change memory (PCM) device.
+
+The model calibrated on IBM's one-million-device PCM array (Nandakumar et al., ICECS 2019), as
+used by Joshi et al. (Nat. Commun. 2020) and by aihwkit's ``PCMLikeNoiseModel``. Conductances are
+in microsiemens (uS), times in seconds; ``g = G / G_max`` is the normalized conductance.
+
+A device goes through three stages:
+
+1. **Programming** (:func:`program`): the iterative program-and-verify loop lands near the
+   target, ``G_P = G_T + sigma_P(g_T) xi`` with ``sigma_P(g) = max(-1.1731 g^2 + 1.9650 g +
+   0.2635, 0)`` uS, clipped at 0. Each device also receives its drift exponent
+   ``nu = |mu_nu(g_T) + sigma_nu(g_T) xi|`` here, once.
+2. **Drift** (:func:`drift`): structural relaxation of the amorphous phase lowers the
+   conductance as a power law of time, ``G_D(t) = G_P ((t + t0) / t0)^-nu``, ``t0 = 20 s``.
+3. **Read** (:func:`read`): every read sees fresh 1/f noise whose std grows slowly with time,
+   ``sigma = |G_D| Q_s sqrt(ln((t + t0 + t_read) / (2 t_read)))``, ``Q_s = min(0.0088 /
+   g_P^0.65, 0.2)``, clipped at 0.
+
+Every random draw goes through an explicit :class:`torch.Generator`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PCMParams:
+    """Parameters of the PCM model. Scales of 1.0 are the calibrated model, 0.0 switch an effect off.
+
+    Attributes:
+        g_max_us: largest programmable conductance G_max (uS).
+        t0_s: time after programming at which drift is referenced (s).
+        t_read_s: duration of one read pulse (s), sets the 1/f noise bandwidth.
+        prog_noise_scale: multiplies the programming-noise std sigma_P.
+        drift_scale: multiplies every drift exponent nu (0 = no drift).
+        read_noise_scale: multiplies the 1/f read-noise std.
+        noise_on_zero_target: if True, the device of a differential pair whose target is 0 also
+            receives programming noise (0.26 uS std, clipped at 0), as aihwkit's calibrated model
+            does; if False (default) it stays exactly at 0 uS, as a fully reset device would.
+    """
+
+    g_max_us: float = 25.0
+    t0_s: float = 20.0
+    t_read_s: float = 250e-9
+    prog_noise_scale: float = 1.0
+    drift_scale: float = 1.0
+    read_noise_scale: float = 1.0
+    noise_on_zero_target: bool = False
+
+    def __post_init__(self):
+        for name in ("g_max_us", "t0_s", "t_read_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"PCMParams.{name} must be a finite number > 0, got {v}")
+        for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"PCMParams.{name} must be a finite number >= 0, got {v}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_time(t_s: float) -> float:
+    """Validate a time since programming (s): finite and >= 0."""
+    t = float(t_s)
+    if not math.isfinite(t) or t < 0:
+        raise ValueError(f"time since programming must be a finite number of seconds >= 0, got {t_s}")
+    return t
+
+
+def prog_noise_std_us(g_target_us: torch.Tensor, p: PCMParams = PCMParams()) -> torch.Tensor:
+    """Programming-noise std sigma_P (uS) at target conductance ``g_target_us`` (calibrated, unscaled)."""
+    g = g_target_us / p.g_max_us
+    return (-1.1731 * g ** 2 + 1.9650 * g + 0.2635).clamp(min=0.0)
+
+
+def drift_nu_stats(g_target_us: torch.Tensor, p: PCMParams = PCMParams()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the drift exponent (before the absolute value) at target ``g_target_us``."""
+    g = (g_target_us / p.g_max_us).clamp(min=1e-7)
+    mu = (-0.0155 * torch.log(g) + 0.0244).clamp(0.049, 0.1)
+    sigma = (-0.0125 * torch.log(g) - 0.0059).clamp(0.008, 0.045)
+    return mu, sigma
+
+
+def read_noise_q_s(g_prog_us: torch.Tensor, p: PCMParams = PCMParams()) -> torch.Tensor:
+    """1/f noise amplitude Q_s = min(0.0088 / g_P^0.65, 0.2) for programmed conductance ``g_prog_us``."""
+    g = (g_prog_us / p.g_max_us).clamp(min=1e-3)
+    return (0.0088 / g ** 0.65).clamp(max=0.2)
+
+
+def read_noise_time_factor(t_s: float, p: PCMParams = PCMParams()) -> float:
+    """sqrt(ln((t + t0 + t_read) / (2 t_read))): growth of the 1/f read noise with time."""
+    t = check_time(t_s)
+    return math.sqrt(math.log((t + p.t0_s + p.t_read_s) / (2 * p.t_read_s)))
+
+
+def _check_targets(g_target_us: torch.Tensor, p: PCMParams) -> None:
+    if not torch.isfinite(g_target_us).all():
+        raise ValueError("target conductances hold NaN or Inf")
+    if (g_target_us < 0).any() or (g_target_us > p.g_max_us * (1 + 1e-6)).any():
+        raise ValueError(f"target conductances must lie in [0, G_max = {p.g_max_us}] uS")
+
+
+def program(g_target_us: torch.Tensor, p: PCMParams = PCMParams(),
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Program devices to ``g_target_us`` (uS).
+
+    Returns ``(g_prog_us, nu)``: programmed conductances (>= 0, uS) and one drift exponent per
+    device. Devices with target exactly 0 stay at 0 unless ``p.noise_on_zero_target``.
+    """
+    _check_targets(g_target_us, p)
+    g_t = g_target_us.float()
+    xi = torch.randn(g_t.shape, generator=generator, device=g_t.device)
+    noise = p.prog_noise_scale * prog_noise_std_us(g_t, p) * xi
+    if not p.noise_on_zero_target:
+        noise = torch.where(g_t > 0, noise, torch.zeros_like(noise))
+    g_prog = (g_t + noise).clamp(min=0.0)
+    mu, sigma = drift_nu_stats(g_t, p)
+    nu = (mu + sigma * torch.randn(g_t.shape, generator=generator, device=g_t.device)).abs()
+    return g_prog, nu * p.drift_scale
+
+
+def drift(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float, p: PCMParams = PCMParams()) -> torch.Tensor:
+    """Conductance (uS) ``t_s`` seconds after programming: ``G_P ((t + t0) / t0)^-nu``."""
+    t = check_time(t_s)
+    return g_prog_us * torch.pow(torch.tensor((t + p.t0_s) / p.t0_s, device=nu.device), -nu)
+
+
+def read(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float, p: PCMParams = PCMParams(),
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """One read (uS) at ``t_s`` seconds after programming: drift plus fresh 1/f read noise, >= 0."""
+    g_d = drift(g_prog_us, nu, t_s, p)
+    if p.read_noise_scale == 0:
+        return g_d
+    std = g_d.abs() * read_noise_q_s(g_prog_us, p) * read_noise_time_factor(t_s, p) * p.read_noise_scale
+    xi = torch.randn(g_d.shape, generator=generator, device=g_d.device)
+    return (g_d + std * xi).clamp(min=0.0)
+
+
+def mean_drift_factor(t_s: float, nu: float = 0.049, p: PCMParams = PCMParams()) -> float:
+    """Fraction of its programmed conductance a device with exponent ``nu`` keeps after ``t_s``."""
+    t = check_time(t_s)
+    return ((t + p.t0_s) / p.t0_s) ** (-nu * p.drift_scale)

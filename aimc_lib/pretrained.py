@@ -1,0 +1,84 @@
+"""The shipped pretrained networks, loadable by name and verified by sha256.
+
+``aimc_lib/weights/manifest.json`` lists each model: file, sha256, architecture, training recipe,
+epochs, test accuracy, date and torch version. :func:`publish` adds a finished training run.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoints import CheckpointError, load_into, load_state, sha256_file
+from .models import resnet
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+def manifest() -> dict:
+    """The manifest of shipped models (empty if none have been published yet)."""
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+
+
+def available() -> list[str]:
+    return sorted(manifest())
+
+
+def _build(config: dict) -> nn.Module:
+    return resnet(config.get("depth", 32), tuple(config.get("widths", (16, 28, 56))))
+
+
+def pretrained(name: str, device: str = "cpu") -> nn.Module:
+    """A shipped model by name (e.g. ``"resnet32-fp32"``, ``"resnet32-custom"``), in eval mode.
+
+    Verifies the file's sha256 against the manifest and loads it with ``weights_only=True``.
+    """
+    entries = manifest()
+    if name not in entries:
+        raise KeyError(f"no pretrained model {name!r}; available: {available() or 'none yet'}")
+    entry = entries[name]
+    path = WEIGHTS_DIR / entry["file"]
+    if not path.is_file():
+        raise CheckpointError(f"pretrained file {path} is missing; reinstall aimc_lib")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise CheckpointError(f"pretrained file {path} is corrupted: sha256 {digest} != {entry['sha256']}")
+    model = load_into(_build(entry["config"]), load_state(path)["model"], str(path))
+    return model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def load_model(name_or_path: str, device: str = "cpu") -> nn.Module:
+    """A pretrained model by name, or a ``model.pt`` / ``checkpoint.pt`` written by training."""
+    if name_or_path in manifest():
+        return pretrained(name_or_path, device)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise CheckpointError(f"{name_or_path!r} is neither a pretrained model ({available()}) nor a file")
+    ck = load_state(path)
+    config = ck.get("meta", {}).get("config") or ck.get("config") or {}
+    model = load_into(_build(config), ck["model"], str(path))
+    return model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def publish(run_dir, name: str, test_accuracy: float, recipe: str) -> dict:
+    """Copy ``run_dir/model.pt`` into the package as ``name`` and record it in the manifest."""
+    src = Path(run_dir) / "model.pt"
+    meta = load_state(src)["meta"]
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    dst = WEIGHTS_DIR / f"{name}.pt"
+    # Store the weights only (no optimizer state), half the size of a checkpoint.
+    torch.save({"model": load_state(src)["model"]}, dst)
+    entry = {"file": dst.name, "sha256": sha256_file(dst), "config": meta["config"], "recipe": recipe,
+             "epochs": meta["epochs"], "test_accuracy": test_accuracy,
+             "train_seconds": meta["train_seconds"], "threads": meta.get("threads"),
+             "torch": meta["torch"], "aimc_lib": meta["aimc_lib"],
+             "date": datetime.now(timezone.utc).date().isoformat()}
+    entries = manifest()
+    entries[name] = entry
+    MANIFEST.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    return entry

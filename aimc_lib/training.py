@@ -1,0 +1,219 @@
+"""One training loop for FP32 and noise-aware ("custom") training, resumable epoch by epoch.
+
+The recipe is the :class:`TrainConfig` defaults (FP32 baseline) and :func:`custom_config`
+(noise-aware fine-tuning): SGD + Nesterov momentum, weight decay on conv/FC weights, label
+smoothing, a one-cycle schedule (linear warm-up, cosine decay to zero), random crop (pad 4) +
+horizontal flip applied to whole uint8 tensors once per epoch.
+
+Noise-aware training (Joshi et al. 2020, after Murray & Edwards 1994): every forward pass uses
+``W + eta_tr * max|W_l| * xi`` for each analog layer ``l`` (conv, and FC weight + bias as one
+crossbar), with fresh ``xi ~ N(0, 1)`` per mini-batch; the gradient updates the clean ``W``.
+After every optimizer step each layer is clipped to ``+- clip_alpha * std(W_l)`` so that
+``max|W|`` (which sets the PCM scale) stays close to the typical weight.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from . import __version__
+from .checkpoints import load_state, save_atomic
+from .data import Split, batches
+from .evaluation import accuracy
+from .models import analog_layers, crossbar_matrix, resnet
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint)."""
+
+    depth: int = 32
+    widths: tuple[int, int, int] = (16, 28, 56)
+    epochs: int = 50
+    batch_size: int = 128
+    lr_max: float = 0.2             # peak learning rate of the one-cycle schedule
+    warmup_frac: float = 0.15       # fraction of steps spent warming up (from lr_max / 10)
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4      # on conv/FC weights only, not BN or biases
+    label_smoothing: float = 0.1
+    eta_tr: float = 0.0             # relative weight-noise std (0 = FP32 training)
+    clip_alpha: float = 0.0         # clip each layer to +- alpha std(W) after each step (0 = off)
+    seed: int = 0
+    train_subset: int = 0           # 0 = all 50,000 training images
+    test_subset: int = 0            # 0 = all 10,000 test images
+    init_from: str = ""             # checkpoint to fine-tune from ("" = random init)
+    threads: int = 0                # torch threads (0 = leave torch's default)
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.widths = tuple(self.widths)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if not (0 <= self.eta_tr < 1):
+            raise ValueError(f"eta_tr must be in [0, 1), got {self.eta_tr}")
+        if self.clip_alpha < 0 or self.lr_max <= 0:
+            raise ValueError("clip_alpha must be >= 0 and lr_max > 0")
+
+
+def custom_config(**overrides) -> TrainConfig:
+    """The noise-aware fine-tuning recipe: eta_tr = 3.8 %, 2-sigma clipping, short low-lr schedule."""
+    base = dict(epochs=15, lr_max=0.02, warmup_frac=0.1, eta_tr=0.038, clip_alpha=2.0, seed=1)
+    return TrainConfig(**{**base, **overrides})
+
+
+def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """One-cycle learning rate: linear warm-up from lr_max/10, then cosine decay to 0."""
+    warm = max(1, int(cfg.warmup_frac * total_steps))
+    if step < warm:
+        return cfg.lr_max * (0.1 + 0.9 * step / warm)
+    frac = (step - warm) / max(1, total_steps - warm)
+    return cfg.lr_max * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def noisy_weights(model: nn.Module, eta: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """``{param_name: W + eta * max|W_l| * xi}`` for every analog layer; differentiable in ``W``."""
+    out = {}
+    for name, layer in analog_layers(model).items():
+        scale = eta * crossbar_matrix(layer).abs().max()  # detached: noise is not differentiated
+        for pname in ("weight", "bias"):
+            p = getattr(layer, pname, None)
+            if p is not None:
+                xi = torch.randn(p.shape, generator=generator, device=p.device)
+                out[f"{name}.{pname}"] = p + scale * xi
+    return out
+
+
+@torch.no_grad()
+def clip_weights(model: nn.Module, alpha: float) -> None:
+    """Clip each analog layer (weight and bias together) to +- alpha * std(W_l), in place."""
+    for layer in analog_layers(model).values():
+        bound = float(alpha * crossbar_matrix(layer).std())
+        layer.weight.clamp_(-bound, bound)
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.clamp_(-bound, bound)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [m.weight for m in analog_layers(model).values()]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                            {"params": rest, "weight_decay": 0.0}],
+                           lr=cfg.lr_max, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+
+def _epoch_generators(cfg: TrainConfig, epoch: int):
+    base = cfg.seed * 1_000_003 + epoch * 3
+    data_g = torch.Generator().manual_seed(base)
+    noise_g = torch.Generator(device=cfg.device).manual_seed(base + 1)
+    return data_g, noise_g
+
+
+def train_one_epoch(model, opt, train: Split, cfg: TrainConfig, epoch: int, total_steps: int,
+                    progress: bool = True) -> dict:
+    """One pass over ``train``; returns mean loss and accuracy (%) on the (noisy) training batches."""
+    model.train()
+    data_g, noise_g = _epoch_generators(cfg, epoch)
+    steps_per_epoch = len(train) // cfg.batch_size
+    step = epoch * steps_per_epoch
+    loss_sum = correct = seen = 0
+    it = batches(train, cfg.batch_size, cfg.device, shuffle_generator=data_g, augment_generator=data_g,
+                 drop_last=True)
+    bar = tqdm(it, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not progress, mininterval=1.0 if os.isatty(2) else 30.0)
+    for x, y in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total_steps, cfg)
+        if cfg.eta_tr > 0:
+            out = functional_call(model, noisy_weights(model, cfg.eta_tr, noise_g), (x,), strict=False)
+        else:
+            out = model(x)
+        loss = nn.functional.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cfg.clip_alpha > 0:
+            clip_weights(model, cfg.clip_alpha)
+        step += 1
+        loss_sum += loss.item() * len(y)
+        correct += (out.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%", refresh=False)
+    return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """A freshly initialized network, the same for the same ``cfg.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = resnet(cfg.depth, cfg.widths)
+    return model.to(cfg.device).to(memory_format=torch.channels_last)
+
+
+def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str | os.PathLike,
+          progress: bool = True, stop_after_epochs: int | None = None) -> nn.Module:
+    """Train (or resume) a run in ``run_dir``; returns the trained model.
+
+    ``run_dir`` receives ``checkpoint.pt`` (model + optimizer, every epoch), ``log.json`` (one
+    record per epoch) and, when finished, ``model.pt`` (weights and metadata). If a checkpoint
+    with the same config exists, training continues after its last completed epoch, and the
+    result is identical to an uninterrupted run. ``stop_after_epochs`` ends this call early
+    (to spread a run over sessions).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.train_subset:
+        train_split = train_split.subset(cfg.train_subset, seed=cfg.seed)
+    if cfg.test_subset:
+        test_split = test_split.subset(cfg.test_subset, seed=cfg.seed)
+    model = build_model(cfg)
+    opt = make_optimizer(model, cfg)
+    log, start = [], 0
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ck = load_state(ckpt_path)
+        saved = TrainConfig(**{k: v for k, v in ck["config"].items()})
+        if dataclasses.replace(saved, threads=cfg.threads, device=cfg.device) != cfg:
+            raise ValueError(f"{ckpt_path} was written by a different config; use another run_dir.\n"
+                             f"saved: {saved}\nnow:   {cfg}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        log, start = ck["log"], ck["epoch"]
+    elif cfg.init_from:
+        model.load_state_dict(load_state(cfg.init_from)["model"])
+        if cfg.clip_alpha > 0:
+            clip_weights(model, cfg.clip_alpha)
+    total_steps = cfg.epochs * (len(train_split) // cfg.batch_size)
+    end = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start + stop_after_epochs)
+    for epoch in range(start, end):
+        t0 = time.time()
+        rec = train_one_epoch(model, opt, train_split, cfg, epoch, total_steps, progress)
+        rec.update(epoch=epoch + 1, test_acc=accuracy(model, test_split),
+                   lr_end=lr_at((epoch + 1) * (len(train_split) // cfg.batch_size) - 1, total_steps, cfg),
+                   seconds=round(time.time() - t0, 1))
+        log.append(rec)
+        if progress:
+            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['train_loss']:.3f}  train {rec['train_acc']:.2f}%"
+                  f"  test {rec['test_acc']:.2f}%  ({rec['seconds']:.0f} s)", flush=True)
+        save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                     "config": dataclasses.asdict(cfg), "log": log}, ckpt_path)
+        (run_dir / "log.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "epochs": log}, indent=1))
+    if len(log) == cfg.epochs:
+        meta = {"config": dataclasses.asdict(cfg), "test_acc": log[-1]["test_acc"], "epochs": cfg.epochs,
+                "train_seconds": round(sum(r["seconds"] for r in log), 1), "aimc_lib": __version__,
+                "torch": str(torch.__version__), "threads": torch.get_num_threads()}
+        save_atomic({"model": model.state_dict(), "meta": meta}, run_dir / "model.pt")
+    return model

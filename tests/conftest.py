@@ -1,0 +1,41 @@
+"""Shared fixtures. Data-dependent tests need CIFAR-10: under CI (CI set) missing data fails."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "cifar10"
+
+
+def _data_path():
+    return os.environ.get("AIMC_DATA") or (str(DEFAULT_DATA) if DEFAULT_DATA.exists() else None)
+
+
+@pytest.fixture(scope="session")
+def data_path():
+    path = _data_path()
+    if path is None or not Path(path).exists():
+        msg = f"CIFAR-10 not found (AIMC_DATA={os.environ.get('AIMC_DATA')!r}, default {DEFAULT_DATA})"
+        if os.environ.get("CI"):
+            pytest.fail(msg + ": CI must not skip the data-dependent tests")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar_train(data_path):
+    from aimc_lib.data import load_cifar10
+    return load_cifar10("train", data_path)
+
+
+@pytest.fixture(scope="session")
+def cifar_test(data_path):
+    from aimc_lib.data import load_cifar10
+    return load_cifar10("test", data_path)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(int(os.environ.get("AIMC_TEST_THREADS", "2")))

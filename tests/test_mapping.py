@@ -1,0 +1,121 @@
+"""Programming a network onto simulated PCM and reading it back."""
+import copy
+
+import pytest
+import torch
+
+from aimc_lib.mapping import AnalogChip, program_network, reestimate_bn_statistics
+from aimc_lib.models import analog_layers, crossbar_matrix, resnet
+from aimc_lib.pcm import PCMParams
+
+NO_NOISE = PCMParams(prog_noise_scale=0, drift_scale=0, read_noise_scale=0)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    m = resnet(20, (8, 12, 16))
+    # non-trivial BN statistics and FC bias
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+        m.fc.bias.uniform_(-0.5, 0.5)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("t_s", [0.0, 1.0, 86400.0, 3.15e7])
+def test_noise_free_chip_reproduces_outputs(net, x, t_s):
+    chip = AnalogChip(net, NO_NOISE, seed=0)
+    for comp in ("gdc", "none"):
+        torch.testing.assert_close(chip.read(t_s, comp)(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_programmed_conductances_follow_differential_mapping(net):
+    chip = AnalogChip(net, NO_NOISE)
+    st = chip.layers["fc"]
+    w = crossbar_matrix(net.fc)
+    assert st.w_max == pytest.approx(w.abs().max().item())
+    assert st.shape == (10, 17)  # FC bias is an extra column
+    assert torch.all((st.g_plus_us == 0) | (st.g_minus_us == 0))
+    assert st.g_plus_us.max().item() == pytest.approx(25.0) or st.g_minus_us.max().item() == pytest.approx(25.0)
+
+
+def test_drift_only_gdc_restores_mean_abs_weight(net):
+    chip = AnalogChip(net, PCMParams(prog_noise_scale=0, read_noise_scale=0))
+    for t in (60.0, 86400.0):
+        raw = chip.weights_at(t, "none")
+        gdc = chip.weights_at(t, "gdc")
+        for name, layer in analog_layers(net).items():
+            w0 = crossbar_matrix(layer).abs().mean().item()
+            assert raw[name].abs().mean().item() < 0.95 * w0  # drift shrinks the weights
+            assert gdc[name].abs().mean().item() == pytest.approx(w0, rel=1e-5)
+
+
+def test_without_compensation_weights_shrink_like_the_mean_drift(net):
+    chip = AnalogChip(net, PCMParams(prog_noise_scale=0, read_noise_scale=0))
+    w = chip.weights_at(86400.0, "none")["layer1.0.conv1"]
+    w0 = crossbar_matrix(net.layer1[0].conv1)
+    ratio = (w.abs().sum() / w0.abs().sum()).item()
+    assert 0.4 < ratio < 0.75  # nu between 0.049 and 0.1 gives 0.43 ... 0.66 after 1 day
+
+
+def test_same_chip_fixed_programming_fresh_read_noise(net):
+    chip = AnalogChip(net, PCMParams(), seed=3)
+    a, b = chip.weights_at(10.0), chip.weights_at(10.0)
+    assert not torch.equal(a["fc"], b["fc"])
+    # read noise is small next to the programmed state: the two reads stay close
+    assert (a["fc"] - b["fc"]).abs().mean() < 0.2 * a["fc"].abs().mean()
+    # same seed, same chip
+    c, d = AnalogChip(net, PCMParams(), seed=3), AnalogChip(net, PCMParams(), seed=4)
+    assert torch.equal(c.layers["fc"].g_plus_us, chip.layers["fc"].g_plus_us)
+    assert not torch.equal(d.layers["fc"].g_plus_us, chip.layers["fc"].g_plus_us)
+
+
+def test_original_model_untouched(net, x):
+    before = copy.deepcopy(net.state_dict())
+    out = net(x)
+    chip = program_network(net, PCMParams(), seed=0)
+    m = chip.read(1e4, "adabs", calibration_x=torch.randn(64, 3, 32, 32))
+    assert m is not net
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    torch.testing.assert_close(net(x), out)
+
+
+def test_adabs_reestimates_bn_statistics(net):
+    m = copy.deepcopy(net)
+    xs = torch.randn(256, 3, 32, 32) * 2 + 1
+    reestimate_bn_statistics(m, xs, batch_size=64)
+    assert not m.training
+    with torch.no_grad():
+        h = m.bn1.running_mean
+        direct = torch.nn.functional.conv2d(xs, m.conv1.weight, padding=1).mean((0, 2, 3))
+    torch.testing.assert_close(h, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_inputs_raise(net):
+    chip = AnalogChip(net, NO_NOISE)
+    with pytest.raises(ValueError, match="unknown compensation"):
+        chip.read(1.0, "magic")
+    with pytest.raises(ValueError, match="time since programming"):
+        chip.read(-1.0)
+    with pytest.raises(ValueError, match="time since programming"):
+        chip.read(float("nan"))
+    with pytest.raises(ValueError, match="calibration_x"):
+        chip.read(1.0, "adabs")
+    bad = copy.deepcopy(net)
+    with torch.no_grad():
+        bad.layer1[0].conv1.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        AnalogChip(bad)
+    with torch.no_grad():
+        bad.layer1[0].conv1.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        AnalogChip(bad)
