@@ -1,0 +1,62 @@
+# aimc-book: the two commands of the README are `make book` and `make test`; each sets up everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+WIDGETS_JS := book/_static/widgets/embed-amd.js
+BUILD_FLAGS := --all -W -n --keep-going
+
+.PHONY: setup widgets-js browser book book-fast test test-unit benchmark reproduce reproduce-fast clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[book,test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Widget JavaScript for the static site, from npm at pinned versions (package-lock.json), self-hosted.
+widgets-js: $(WIDGETS_JS)
+
+$(WIDGETS_JS): widgets/package.json widgets/package-lock.json widgets/install.sh
+	bash widgets/install.sh
+
+# Debian's Chromium for the real-browser test (no browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+# The main job: the book on the shipped pretrained models, full test set.
+book: setup widgets-js
+	rm -rf _build/html _build/.jupyter_cache
+	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) .
+	@echo "book built: _build/html/index.html"
+
+# The fast-mode book (small subsets), built by the tests into its own folder.
+book-fast: setup widgets-js
+	rm -rf _build_fast
+	AIMC_FAST=1 $(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_fast .
+
+# All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
+# the fast-mode book build and the real-browser test of the built site.
+test: setup widgets-js browser
+	AIMC_FAST=1 $(VENV)/bin/pytest
+
+test-unit: setup
+	$(VENV)/bin/pytest tests -m "not book"
+
+benchmark: setup
+	$(PY) benchmarks/benchmark.py
+
+# Regenerate both models and all results from scratch (hours on a 2-core CPU, minutes on a GPU).
+reproduce: setup
+	bash scripts/reproduce.sh
+
+# The same pipeline on tiny subsets (a couple of minutes): proves it runs end to end.
+reproduce-fast: setup
+	AIMC_FAST=1 bash scripts/reproduce.sh
+
+clean:
+	rm -rf _build _build_fast book/_static/widgets widgets/node_modules
