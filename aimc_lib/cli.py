@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="draw the paper's figure from drift JSON files")
     p.add_argument("--custom", help="drift JSON of the custom-trained model")
     p.add_argument("--direct", help="drift JSON of the directly mapped FP32 model")
-    p.add_argument("--fp32-accuracy", type=float, required=True, help="FP32 baseline accuracy (%)")
+    p.add_argument("--fp32-accuracy", type=float, required=True, help="FP32 baseline accuracy (%%)")
     p.add_argument("--out", nargs="+", default=["figure.png"], help="output files (.png, .svg, .pdf)")
     p.set_defaults(func=cmd_figure)
     return ap

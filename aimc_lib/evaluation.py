@@ -7,12 +7,13 @@ from torch import nn
 from .data import Split, batches
 
 
-@torch.inference_mode()
 def predict(model: nn.Module, split: Split, batch_size: int = 1000, device=None) -> torch.Tensor:
     """Predicted class for every image of ``split`` (model put in eval mode, channels_last)."""
     device = device or next(model.parameters()).device
-    model.eval().to(memory_format=torch.channels_last)
-    return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(split, batch_size, device)])
+    with torch.no_grad():  # not inference_mode: the parameters must stay usable for training
+        model.eval().to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(split, batch_size, device)])
 
 
 def accuracy(model: nn.Module, split: Split, batch_size: int = 1000, device=None) -> float:

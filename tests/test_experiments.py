@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, load_results, save_results, value_at
+from aimc_lib.models import resnet
+from aimc_lib.pcm import PCMParams
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return resnet(8, (8, 8, 16)).eval()
+
+
+def test_default_grid():
+    assert DEFAULT_TIMES_S[0] == 1e-5 and DEFAULT_TIMES_S[10] == 1e5 and len(DEFAULT_TIMES_S) == 13
+    assert DEFAULT_TIMES_S[-1] == 365 * 86400
+
+
+def test_noise_free_chips_equal_fp32(tiny_model, cifar_test):
+    p = PCMParams(prog_noise_scale=0, drift_scale=0, read_noise_scale=0)
+    res = accuracy_vs_time(tiny_model, cifar_test, [0.0, 1e5], n_chips=2, params=p, test_subset=300,
+                           progress=False)
+    assert np.allclose(res["per_chip"], res["meta"]["fp32_accuracy"])
+    assert res["std"] == [0.0, 0.0]
+
+
+def test_table_metadata_and_roundtrip(tiny_model, cifar_test, tmp_path):
+    res = accuracy_vs_time(tiny_model, cifar_test, [1.0, 3600.0], n_chips=3, test_subset=200, seed=7,
+                           progress=False, model_name="tiny")
+    assert np.shape(res["per_chip"]) == (3, 2)
+    assert res["mean"][0] == pytest.approx(np.mean([r[0] for r in res["per_chip"]]))
+    meta = res["meta"]
+    assert meta["seeds"] == [7, 8, 9] and meta["n_chips"] == 3 and len(meta["model_sha256"]) == 64
+    assert meta["pcm_params"]["g_max_us"] == 25.0 and meta["test_images"] == 200
+    save_results(res, tmp_path / "r.json")
+    assert load_results(tmp_path / "r.json") == res
+    assert value_at(res, 3000.0) == (res["mean"][1], res["std"][1])
+
+
+def test_same_seed_same_result(tiny_model, cifar_test):
+    kw = dict(times_s=[10.0], n_chips=2, test_subset=100, seed=3, progress=False)
+    a = accuracy_vs_time(tiny_model, cifar_test, **kw)
+    b = accuracy_vs_time(tiny_model, cifar_test, **kw)
+    assert a["per_chip"] == b["per_chip"]
+
+
+def test_bad_arguments(tiny_model, cifar_test):
+    with pytest.raises(ValueError, match="unknown compensation"):
+        accuracy_vs_time(tiny_model, cifar_test, [1.0], compensation="xyz")
+    with pytest.raises(ValueError, match="increasing"):
+        accuracy_vs_time(tiny_model, cifar_test, [10.0, 1.0])
+    with pytest.raises(ValueError, match="time since programming"):
+        accuracy_vs_time(tiny_model, cifar_test, [-1.0])
+    with pytest.raises(ValueError, match="calibration_split"):
+        accuracy_vs_time(tiny_model, cifar_test, [1.0], compensation="adabs")
+    with pytest.raises(ValueError, match="n_chips"):
+        accuracy_vs_time(tiny_model, cifar_test, [1.0], n_chips=0)

@@ -1,0 +1,43 @@
+"""Project-level checks: dependency lists agree, README commands are what CI runs."""
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _norm(req: str) -> str:
+    return re.sub(r"\s+", "", req).lower()
+
+
+def test_environment_yml_matches_pyproject():
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    want = {_norm(r) for r in py["dependencies"]}
+    for extra in py["optional-dependencies"].values():
+        want |= {_norm(r) for r in extra}
+    env = (ROOT / "environment.yml").read_text()
+    pip_section = env.split("- pip:", 1)[1]
+    got = {_norm(line.strip()[2:]) for line in pip_section.splitlines()
+           if line.strip().startswith("- ") and not line.strip().startswith("- -e")}
+    assert got == want
+
+
+def test_constraints_pin_torch_and_every_direct_dependency():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = py["dependencies"] + [r for extra in py["optional-dependencies"].values() for r in extra]
+    for r in reqs:
+        name = re.split(r"[<>=!\[ ]", r)[0].lower()
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci and "AIMC_DATA" in ci
