@@ -52,11 +52,11 @@ benchmark: setup
 
 # Regenerate both models and all results from scratch (hours on a 2-core CPU, minutes on a GPU).
 reproduce: setup
-	bash scripts/reproduce.sh
+	$(PY) scripts/reproduce.py
 
 # The same pipeline on tiny subsets (a couple of minutes): proves it runs end to end.
 reproduce-fast: setup
-	AIMC_FAST=1 bash scripts/reproduce.sh
+	$(PY) scripts/reproduce.py --fast --out _build/reproduce-fast
 
 clean:
 	rm -rf _build _build_fast book/_static/widgets widgets/node_modules

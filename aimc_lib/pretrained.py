@@ -65,12 +65,14 @@ def load_model(name_or_path: str, device: str = "cpu") -> nn.Module:
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
 
-def publish(run_dir, name: str, test_accuracy: float, recipe: str) -> dict:
-    """Copy ``run_dir/model.pt`` into the package as ``name`` and record it in the manifest."""
+def publish(run_dir, name: str, test_accuracy: float, recipe: str, weights_dir=None) -> dict:
+    """Copy ``run_dir/model.pt`` into the package (or ``weights_dir``) as ``name``, record it in the manifest."""
     src = Path(run_dir) / "model.pt"
     meta = load_state(src)["meta"]
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    dst = WEIGHTS_DIR / f"{name}.pt"
+    weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    manifest_path = weights_dir / "manifest.json"
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    dst = weights_dir / f"{name}.pt"
     # Store the weights only (no optimizer state), half the size of a checkpoint.
     torch.save({"model": load_state(src)["model"]}, dst)
     entry = {"file": dst.name, "sha256": sha256_file(dst), "config": meta["config"], "recipe": recipe,
@@ -78,7 +80,7 @@ def publish(run_dir, name: str, test_accuracy: float, recipe: str) -> dict:
              "train_seconds": meta["train_seconds"], "threads": meta.get("threads"),
              "torch": meta["torch"], "aimc_lib": meta["aimc_lib"],
              "date": datetime.now(timezone.utc).date().isoformat()}
-    entries = manifest()
+    entries = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     entries[name] = entry
-    MANIFEST.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    manifest_path.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return entry

@@ -1,0 +1,127 @@
+"""Speed of simulated PCM vs plain FP32, measured in one run on one machine.
+
+* FP32 inference throughput of ResNet-32 on the CIFAR-10 test set (images/s);
+* simulated-PCM evaluation (program a chip + read at one time + GDC + the same inference),
+  as a ratio to FP32 inference (goal: <= 1.1x);
+* one noise-aware training step as a ratio to one FP32 training step (goal: <= 1.05x);
+* peak resident memory.
+
+Each variant is timed several times, interleaved, and the median is reported: compare the
+ratios, not absolute numbers across machines. Usage:
+``python benchmarks/benchmark.py [--quick] [--threads N] [--out benchmarks/results/latest.json]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from aimc_lib import __version__
+from aimc_lib.data import batches, load_cifar10
+from aimc_lib.evaluation import accuracy
+from aimc_lib.mapping import AnalogChip
+from aimc_lib.models import resnet32
+from aimc_lib.pcm import PCMParams
+from aimc_lib.pretrained import available, pretrained
+from aimc_lib.training import TrainConfig, make_optimizer, noisy_weights
+
+
+def timed(fn, repeats):
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1,000 test images and few steps (a smoke run)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    ap.add_argument("--repeats", type=int, default=3, help="timings per variant (median reported)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    test = load_cifar10("test")
+    train = load_cifar10("train")
+    if a.quick:
+        test = test.subset(1000)
+    model = pretrained("resnet32-fp32") if "resnet32-fp32" in available() else resnet32().eval()
+    model = model.to(memory_format=torch.channels_last)
+
+    # 1 and 2: FP32 inference vs program + read + GDC + inference, interleaved
+    fp32_t, pcm_t, seeds = [], [], iter(range(1000))
+    accuracy(model, test.subset(1000))  # warm-up
+    for _ in range(a.repeats):
+        fp32_t += timed(lambda: accuracy(model, test), 1)
+        pcm_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), test), 1)
+    # the simulation overhead alone (program + read + GDC), no inference
+    sim_t = timed(lambda: AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), a.repeats)
+
+    # 3: one training step, FP32 vs noise-aware (eta 3.8 %, clipping), interleaved
+    cfg = TrainConfig()
+    net = resnet32().to(memory_format=torch.channels_last).train()
+    opt = make_optimizer(net, cfg)
+    gen = torch.Generator().manual_seed(0)
+    steps = 3 if a.quick else 10
+    xb, yb = next(batches(train.subset(128 * steps), 128 * steps))
+    xs, ys = xb.split(128), yb.split(128)
+
+    def step(noisy: bool):
+        for x, y in zip(xs, ys):
+            if noisy:
+                out = torch.func.functional_call(net, noisy_weights(net, 0.038, gen), (x,), strict=False)
+            else:
+                out = net(x)
+            loss = torch.nn.functional.cross_entropy(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if noisy:
+                from aimc_lib.training import clip_weights
+                clip_weights(net, 2.0)
+
+    step(False)  # warm-up
+    fp32_step, noisy_step = [], []
+    for _ in range(a.repeats):
+        fp32_step += timed(lambda: step(False), 1)
+        noisy_step += timed(lambda: step(True), 1)
+
+    med = statistics.median
+    res = {
+        "fp32_inference_images_per_s": len(test) / med(fp32_t),
+        "pcm_eval_over_fp32": med(pcm_t) / med(fp32_t),
+        "pcm_simulation_seconds": med(sim_t),
+        "noise_aware_step_over_fp32": med(noisy_step) / med(fp32_step),
+        "fp32_train_images_per_s": 128 * steps / med(fp32_step),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "test_images": len(test), "repeats": a.repeats, "threads": torch.get_num_threads(),
+        "torch": str(torch.__version__), "aimc_lib": __version__, "machine": platform.machine(),
+        "processor": platform.processor(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "raw_seconds": {"fp32_inference": fp32_t, "pcm_eval": pcm_t, "fp32_step": fp32_step, "noisy_step": noisy_step},
+    }
+    rows = [("FP32 inference", f"{res['fp32_inference_images_per_s']:.0f} images/s", ""),
+            ("PCM eval (program+read+GDC+inference)", f"{res['pcm_eval_over_fp32']:.3f} x FP32", "goal <= 1.1"),
+            ("  of which simulation only", f"{res['pcm_simulation_seconds'] * 1000:.0f} ms", ""),
+            ("noise-aware training step", f"{res['noise_aware_step_over_fp32']:.3f} x FP32", "goal <= 1.05"),
+            ("FP32 training", f"{res['fp32_train_images_per_s']:.0f} images/s", ""),
+            ("peak memory", f"{res['peak_rss_mib']:.0f} MiB", "")]
+    print(f"{'measure':40s} {'value':>20s}  note")
+    for r in rows:
+        print(f"{r[0]:40s} {r[1]:>20s}  {r[2]}")
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Regenerate both shipped models and every committed result from scratch.
+
+    python scripts/reproduce.py            # full: hours on a 2-core CPU, minutes on a GPU
+    python scripts/reproduce.py --fast --out /tmp/repro   # tiny epochs and subsets (CI)
+
+Steps (each resumable: re-running skips or continues what is done):
+1. FP32 baseline (``TrainConfig()`` recipe) -> runs/resnet32-fp32
+2. custom noise-aware fine-tuning from it (``custom_config()``) -> runs/resnet32-custom
+3. publish both into aimc_lib/weights (sha256 manifest) with their measured test accuracy
+4. accuracy vs time on simulated PCM (10 chips; GDC for both; none and AdaBS for custom;
+   none for FP32) -> results/*.json
+5. the paper figure -> results/figure.png and .svg
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aimc_lib.data import load_cifar10  # noqa: E402
+from aimc_lib.evaluation import accuracy  # noqa: E402
+from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, save_results  # noqa: E402
+from aimc_lib.plotting import paper_figure  # noqa: E402
+from aimc_lib.pretrained import load_model, publish  # noqa: E402
+from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
+
+DRIFT_RUNS = [("resnet32-fp32", "gdc"), ("resnet32-custom", "gdc"), ("resnet32-custom", "none"),
+              ("resnet32-custom", "adabs"), ("resnet32-fp32", "none")]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fast", action="store_true", help="tiny network, epochs and subsets (a smoke run)")
+    ap.add_argument("--out", default=str(ROOT), help="root for runs/, results/ (and weights/ in --fast)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--chips", type=int, default=10)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    tiny = dict(depth=8, widths=(8, 8, 16), epochs=1, train_subset=1280, test_subset=500) if a.fast else {}
+    common = dict(device=a.device, threads=a.threads, **tiny)
+    tr, te = load_cifar10("train"), load_cifar10("test")
+
+    fp32_cfg = TrainConfig(**common)
+    train(fp32_cfg, tr, te, out / "runs" / "resnet32-fp32")
+    custom_cfg = custom_config(init_from=str(out / "runs" / "resnet32-fp32" / "model.pt"), **common)
+    train(custom_cfg, tr, te, out / "runs" / "resnet32-custom")
+
+    test = te.subset(500) if a.fast else te
+    weights_dir = out / "weights" if a.fast else None
+    models = {}
+    for name, recipe in (("resnet32-fp32", "TrainConfig()"), ("resnet32-custom", "custom_config()")):
+        run = out / "runs" / name
+        model = load_model(str(run / "model.pt"), a.device)
+        acc = accuracy(model, test)
+        publish(run, name, acc, recipe, weights_dir=weights_dir)
+        models[name] = (model, acc)
+        print(f"{name}: {acc:.2f} % on {len(test)} test images", flush=True)
+
+    times = [1.0, 3600.0, 86400.0] if a.fast else DEFAULT_TIMES_S
+    chips = 2 if a.fast else a.chips
+    results = {}
+    for name, comp in DRIFT_RUNS:
+        path = out / "results" / f"{name}_{comp}.json"
+        res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
+                               calibration_split=tr if comp == "adabs" else None,
+                               calibration_images=500 if a.fast else 2000, model_name=name)
+        save_results(res, path)
+        results[(name, comp)] = res
+        print(f"wrote {path}", flush=True)
+    fig = paper_figure(results[("resnet32-custom", "gdc")], results[("resnet32-fp32", "gdc")],
+                       fp32_accuracy=models["resnet32-fp32"][1])
+    for ext in ("png", "svg"):
+        fig.savefig(out / "results" / f"figure.{ext}", bbox_inches="tight", dpi=150)
+    print(f"wrote {out / 'results' / 'figure.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

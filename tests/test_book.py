@@ -1,0 +1,169 @@
+"""The book: builds in fast mode with zero warnings, and works in a real browser (Chromium).
+
+The site is built once per test session into ``_build_fast`` (``AIMC_FAST=1``), served from
+127.0.0.1, and opened with Playwright driving Debian's Chromium. Every request to another host
+is blocked, so the widgets can only work if their JavaScript is self-hosted.
+"""
+import functools
+import http.server
+import os
+import re
+import shutil
+import socketserver
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build_fast"
+HTML = BUILD / "_build" / "html"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# The theme loads its thebe config twice; that one message is harmless (BOOK-TOOLING.md).
+ALLOWED_CONSOLE = [re.compile(r"thebe_config.*already been declared|Identifier 'thebe_config'", re.I)]
+STATIC_SLIDER_PAGES = ["book/02_pcm_device"]
+
+pytestmark = pytest.mark.book
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+def notebook_pages() -> list[str]:
+    return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+
+
+@pytest.fixture(scope="session")
+def built_site(data_path):
+    if not (ROOT / "book" / "_static" / "widgets" / "embed-amd.js").exists():
+        pytest.fail("widget JavaScript missing: run `make widgets-js` (make test does it)")
+    shutil.rmtree(BUILD, ignore_errors=True)
+    env = {**os.environ, "AIMC_FAST": "1", "AIMC_DATA": data_path}
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", "--all", "-W", "-n", "--keep-going", "--path-output", str(BUILD), "."],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    log = proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert proc.returncode == 0, f"book build failed or warned:\n{log}"
+    assert (HTML / "index.html").exists()
+    return HTML
+
+
+@pytest.fixture(scope="session")
+def server(built_site):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_site))
+    handler.log_message = lambda *a: None
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (make test does it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    """Open ``url`` with every non-local request blocked; return (page, errors)."""
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).hostname == "127.0.0.1"
+               else route.abort())
+    page.goto(url, wait_until="load")
+    page.wait_for_timeout(500)
+    return page, errors
+
+
+def ours(errors):
+    return [e for e in errors if not any(p.search(e) for p in ALLOWED_CONSOLE)
+            and "net::ERR_FAILED" not in e and "Failed to load resource" not in e]
+
+
+def test_book_builds_without_warnings(built_site):
+    for f in toc_files():
+        assert (built_site / f"{f}.html").exists(), f
+
+
+@pytest.mark.parametrize("page_name", toc_files())
+def test_page_loads_without_js_errors(browser, server, page_name):
+    page, errors = open_page(browser, urljoin(server, f"{page_name}.html"))
+    assert page.locator("main h1").count() >= 1
+    page.wait_for_timeout(1500)
+    assert ours(errors) == [], errors
+    if page_name in notebook_pages():
+        n_fig = page.locator("main img").count()
+        assert n_fig >= 1, f"{page_name} shows no figure"
+    page.close()
+
+
+@pytest.mark.parametrize("page_name", STATIC_SLIDER_PAGES)
+def test_static_slider_moves_the_plot(browser, server, page_name):
+    page, errors = open_page(browser, urljoin(server, f"{page_name}.html"))
+    slider = page.locator(".widget-slider").first
+    slider.wait_for(state="visible", timeout=20_000)
+    stack = slider.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
+
+    def visible_image():
+        imgs = stack.locator(".widget-image")
+        return [imgs.nth(i).get_attribute("src") for i in range(imgs.count()) if imgs.nth(i).is_visible()]
+
+    before = visible_image()
+    readout_before = stack.locator(".widget-readout").first.inner_text()
+    assert len(before) == 1
+    handle = slider.locator(".noUi-handle").first
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowRight")
+    page.wait_for_timeout(500)
+    after = visible_image()
+    assert len(after) == 1 and after != before, "moving the slider did not change the plot"
+    assert stack.locator(".widget-readout").first.inner_text() != readout_before
+    # the Play button advances the frames on its own
+    stack.locator(".widget-play button").first.click()
+    page.wait_for_timeout(2500)
+    assert visible_image() != after
+    assert ours(errors) == [], errors
+    page.close()
+
+
+@pytest.mark.parametrize("page_name", ["book/02_pcm_device"])
+def test_launch_links_point_at_the_notebook(built_site, page_name):
+    html = (built_site / f"{page_name}.html").read_text()
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = urlparse(cfg["repository"]["url"]).path.strip("/")
+    branch = cfg["repository"]["branch"]
+    assert f"https://colab.research.google.com/github/{repo}/blob/{branch}/{page_name}.ipynb" in html
+    assert re.search(rf"https://mybinder.org/v2/gh/{re.escape(repo)}/{branch}\?urlpath=\S*{re.escape(page_name)}.ipynb",
+                     html)
+    assert (ROOT / f"{page_name}.ipynb").exists()
+
+
+def test_internal_links_resolve(built_site):
+    broken = []
+    for page in built_site.rglob("*.html"):
+        for href in re.findall(r'href="([^"#]+)(?:#[^"]*)?"', page.read_text()):
+            if re.match(r"^[a-z]+:", href) or href.startswith("//"):
+                continue
+            target = (page.parent / href.split("?")[0]).resolve()
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_site)} -> {href}")
+    assert broken == []

@@ -1,0 +1,24 @@
+"""The full pipeline (train FP32, fine-tune custom, publish, drift, figure) end to end on tiny subsets."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
+    env_cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--fast", "--out", str(tmp_path)]
+    proc = subprocess.run(env_cmd, capture_output=True, text=True, env={**__import__("os").environ, "AIMC_DATA": data_path})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "weights" / "manifest.json").read_text())
+    assert set(manifest) == {"resnet32-fp32", "resnet32-custom"}
+    assert manifest["resnet32-custom"]["config"]["eta_tr"] > 0
+    for name in ("resnet32-fp32_gdc", "resnet32-custom_gdc", "resnet32-custom_none", "resnet32-custom_adabs"):
+        res = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert len(res["per_chip"]) == 2 and len(res["times_s"]) == 3
+    assert (tmp_path / "results" / "figure.png").stat().st_size > 20_000
+    assert (tmp_path / "results" / "figure.svg").exists()
+    # the package's own weights folder was not touched by the fast run
+    assert not (ROOT / "aimc_lib" / "weights" / "resnet32-fp32.pt").exists() or \
+        json.loads((ROOT / "aimc_lib" / "weights" / "manifest.json").read_text())["resnet32-fp32"]["epochs"] > 1
