@@ -41,3 +41,19 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     assert "make book" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "AIMC_DATA" in ci
+
+
+def test_readme_five_line_example_runs(data_path, monkeypatch):
+    """The README's 'your own network' snippet, run as written on a small real test subset."""
+    import aimc_lib
+    from aimc_lib.models import resnet
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Your own network on PCM, in five lines", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert len([line for line in block.strip().splitlines() if line.strip()]) == 5
+    monkeypatch.setenv("AIMC_DATA", data_path)
+    real_load = aimc_lib.data.load_cifar10
+    monkeypatch.setattr(aimc_lib.data, "load_cifar10", lambda split: real_load(split).subset(200))
+    scope = {"my_trained_model": resnet(8, (8, 8, 16)).eval()}
+    exec(block, scope)
+    assert 0 <= scope["accuracy"] <= 100
