@@ -40,7 +40,10 @@ def check_compensation(name: str) -> str:
 def weights_to_targets(w: torch.Tensor, w_max: float, g_max_us: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed weights -> target conductances (G+, G-) in uS of a differential pair."""
     scale = g_max_us / w_max if w_max > 0 else 0.0
-    return (w.clamp(min=0) * scale).clamp(max=g_max_us), ((-w).clamp(min=0) * scale).clamp(max=g_max_us)
+    zero = torch.zeros_like(w)
+    g_plus = torch.where(w > 0, w * scale, zero).clamp(max=g_max_us)
+    g_minus = torch.where(w < 0, -w * scale, zero).clamp(max=g_max_us)
+    return g_plus, g_minus
 
 
 def conductances_to_weights(g_diff_us: torch.Tensor, w_max: float, g_max_us: float) -> torch.Tensor:
@@ -100,6 +103,15 @@ class AnalogChip:
     def _read_difference(self, st: ProgrammedLayer, t_s: float) -> torch.Tensor:
         p, g = self.params, self.generator
         return pcm.read(st.g_plus_us, st.nu_plus, t_s, p, g) - pcm.read(st.g_minus_us, st.nu_minus, t_s, p, g)
+
+    def gdc_factors(self, t_s: float) -> dict[str, float]:
+        """The GDC scale alpha(t) = readout(0) / readout(t) of every layer, from one fresh read."""
+        pcm.check_time(t_s)
+        out = {}
+        for name, st in self.layers.items():
+            readout = float(self._read_difference(st, t_s).abs().mean())
+            out[name] = st.gdc_reference_us / readout if readout > 0 else 1.0
+        return out
 
     def weights_at(self, t_s: float, compensation: str = "gdc") -> dict[str, torch.Tensor]:
         """Crossbar matrices (as weights) read ``t_s`` seconds after programming, with GDC if asked."""

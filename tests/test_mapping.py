@@ -119,3 +119,20 @@ def test_bad_inputs_raise(net):
         bad.layer1[0].conv1.weight[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="NaN or Inf"):
         AnalogChip(bad)
+
+
+def test_gdc_factor_is_inverse_mean_drift(net):
+    chip = AnalogChip(net, PCMParams(prog_noise_scale=0, read_noise_scale=0))
+    alpha = chip.gdc_factors(86400.0)
+    raw = chip.weights_at(86400.0, "none")
+    for name, layer in analog_layers(net).items():
+        ratio = raw[name].abs().mean().item() / crossbar_matrix(layer).abs().mean().item()
+        assert alpha[name] == pytest.approx(1 / ratio, rel=1e-5)
+        assert 1.3 < alpha[name] < 2.5
+
+
+def test_zero_weights_map_to_zero_conductance_without_sign():
+    from aimc_lib.mapping import weights_to_targets
+    gp, gm = weights_to_targets(torch.tensor([0.0, -0.5, 1.0]), 1.0, 25.0)
+    assert gp.tolist() == [0.0, 0.0, 25.0] and gm.tolist() == [0.0, 12.5, 0.0]
+    assert not torch.signbit(gp).any() and not torch.signbit(gm).any()
