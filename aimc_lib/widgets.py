@@ -44,3 +44,27 @@ def frame_slider(render: Callable[[object], "plt.Figure"], values: Sequence, lab
     w.jslink((slider, "index"), (stack, "selected_index"))
     w.jslink((play, "value"), (slider, "index"))
     return w.VBox([w.HBox([play, slider]), stack])
+
+
+def live_explorer(render: Callable[..., "plt.Figure"], dpi: int = 90, **sliders):
+    """Sliders that re-draw a figure on every move in a live kernel, like ``ipywidgets.interact``.
+
+    ``render(**values)`` returns a matplotlib figure; ``sliders`` maps each keyword of ``render``
+    to an ipywidgets slider. The figure is shown as an ``Image`` widget updated by a Python
+    callback, not through an ``Output`` widget: headless notebook execution (the book build)
+    can hang on ``interact``'s Output widget (jupyter/nbclient#312). On the static website the
+    explorer shows its initial figure; use :func:`frame_slider` for sliders that work there.
+    """
+    import ipywidgets as w
+
+    if not sliders:
+        raise ValueError("live_explorer needs at least one slider")
+    image = w.Image(format="png", layout=w.Layout(width="auto"))
+
+    def update(_change=None):
+        image.value = fig_to_png(render(**{name: s.value for name, s in sliders.items()}), dpi)
+
+    for s in sliders.values():
+        s.observe(update, names="value")
+    update()
+    return w.VBox([*sliders.values(), image])
