@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-WIDGETS_JS := book/_static/widgets/embed-amd.js
+WIDGETS_JS := book/_static/jupyter-widgets/embed-amd.js
 BUILD_FLAGS := --all -W -n --keep-going
 
 .PHONY: setup widgets-js browser book book-fast test test-unit benchmark reproduce reproduce-fast clean
@@ -59,4 +59,4 @@ reproduce-fast: setup
 	$(PY) scripts/reproduce.py --fast --out _build/reproduce-fast
 
 clean:
-	rm -rf _build _build_fast book/_static/widgets widgets/node_modules
+	rm -rf _build _build_fast book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules

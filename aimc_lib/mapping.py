@@ -12,7 +12,7 @@ Compensation (SCIENCE.md section 4):
 * ``"none"``: the raw drifted weights.
 * ``"gdc"``: global drift compensation, one digital scalar per layer,
   ``alpha(t) = readout(t_ref) / readout(t)``, with the readout the mean absolute output of the
-  crossbar for all one-hot inputs (= mean |G+ - G-|) and ``t_ref = 0`` (a calibration read right
+  crossbar for all one-hot inputs (``= mean |G+ - G-|``) and ``t_ref = 0`` (a calibration read right
   after programming).
 * ``"adabs"``: GDC, then BatchNorm running statistics re-estimated from calibration images passed
   through the drifted network (learned BN scale and shift unchanged).

@@ -1,10 +1,31 @@
-// Runs before require.js and the widget manager.
-// 1. The theme's FontAwesome replaces <i> icons by SVG, which breaks the widgets' Play button.
-window.FontAwesomeConfig = { autoReplaceSvg: "nest" };
-// 2. The widget manager's fonts are loaded relative to the page: point them at _static/widgets.
+// Runs before require.js, MathJax and the widget manager (first entry of nb_ipywidgets_js).
 (function () {
   var s = document.currentScript;
-  var base = s ? s.src.replace(/widgets-config\.js.*$/, "widgets/") : "_static/widgets/";
-  window.__webpack_public_path__ = base;
-  window.aimcWidgetsBase = base;
+  var base = s ? s.src.replace(/widgets-config\.js.*$/, "jupyter-widgets") : "_static/jupyter-widgets";
+
+  // 1. The theme's FontAwesome replaces <i> icons by SVG, which breaks the widgets' Play button.
+  window.FontAwesomeConfig = { autoReplaceSvg: "nest" };
+
+  // 2. The widget manager is a set of named AMD modules whose fonts resolve relative to the page:
+  //    map the module names onto the self-hosted folder (a global `require` is read by require.js).
+  window.require = { paths: { "@jupyter-widgets/html-manager/dist": base, "@jupyter-widgets": base } };
+
+  // 3. The widget controls typeset labels with the MathJax 2 API (MathJax.Hub.Queue); the book
+  //    loads MathJax 3. Give every MathJax object a small Hub that forwards to MathJax 3.
+  var hub = {
+    Queue: function (cmd) {
+      var mj = window.MathJax;
+      var el = cmd && cmd[2];
+      if (el && mj && mj.typesetPromise) { mj.typesetPromise([el]).catch(function () {}); }
+    }
+  };
+  var current = window.MathJax;
+  Object.defineProperty(window, "MathJax", {
+    configurable: true,
+    get: function () { return current; },
+    set: function (v) {
+      current = v;
+      if (v && typeof v === "object" && v.version && !v.Hub) { v.Hub = hub; }
+    }
+  });
 })();
