@@ -77,7 +77,8 @@ def cmd_drift(a) -> int:
     model = _load_model(a.model, a.device)
     res = accuracy_vs_time(model, te, times_s=a.times or DEFAULT_TIMES_S, n_chips=a.chips,
                            compensation=a.compensation, params=_pcm_params(a), seed=a.seed,
-                           test_subset=a.test_subset, calibration_split=calib, model_name=a.model)
+                           test_subset=a.test_subset, calibration_split=calib, model_name=a.model,
+                           compile=a.compile)
     save_results(res, a.out)
     print(f"wrote {a.out}")
     return 0
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--times", type=float, nargs="+", help="times after programming in s (default: "
                    "one per decade 1e-5..1e5, plus 1 month and 1 year)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first chip (chip k uses seed + k)")
+    p.add_argument("--compile", action="store_true",
+                   help="run inference through torch.compile (about 1.6x faster on CPU for long grids)")
     p.add_argument("--test-subset", type=int, default=0, help="use a class-balanced test subset")
     _add_pcm_args(p)
     _add_data_args(p)

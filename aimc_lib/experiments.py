@@ -6,6 +6,7 @@ fresh read noise, in increasing time order, as the hardware experiment does.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import platform
@@ -43,13 +44,16 @@ def model_sha256(model: nn.Module) -> str:
 def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_chips: int = 10,
                      compensation: str = "gdc", params: PCMParams = PCMParams(), seed: int = 0,
                      test_subset: int = 0, calibration_split: Split | None = None,
-                     calibration_images: int = 2000, model_name: str = "", progress: bool = True) -> dict:
+                     calibration_images: int = 2000, model_name: str = "", progress: bool = True,
+                     compile: bool = False) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
     ``"adabs"`` (then ``calibration_split``, e.g. the training set, provides
     ``calibration_images`` images for BN re-estimation). Returns a JSON-ready dict with the
     summary per time (mean, std over chips), every chip's value, and full metadata.
+    ``compile=True`` runs inference through ``torch.compile`` (about 1.6x faster on CPU after a
+    one-off compilation of tens of seconds; worth it for long grids).
     """
     check_compensation(compensation)
     times = [check_time(t) for t in times_s]
@@ -67,10 +71,13 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     t_start = time.time()
     per_chip = np.zeros((n_chips, len(times)))
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
+    analog_model = copy.deepcopy(model).eval()  # one model, its weights overwritten at every read
+    runner = torch.compile(analog_model) if compile else analog_model
     for k in range(n_chips):
         chip = AnalogChip(model, params, seed=seed + k)
         for j, t in enumerate(times):
-            per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x), test)
+            chip.read_into(analog_model, t, compensation, calib_x)
+            per_chip[k, j] = accuracy(runner, test)
             bar.update()
     bar.close()
     return {
@@ -85,7 +92,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
             "machine": platform.machine(), "threads": torch.get_num_threads(),
-            "wall_seconds": round(time.time() - t_start, 1),
+            "wall_seconds": round(time.time() - t_start, 1), "compiled": compile,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }

@@ -134,11 +134,24 @@ class AnalogChip:
         ``compensation``: ``"none"``, ``"gdc"`` or ``"adabs"`` (needs ``calibration_x``: normalized
         float images, e.g. a few thousand training images). The returned model is in eval mode.
         """
+        return self.read_into(copy.deepcopy(self._template), t_s, compensation, calibration_x,
+                              calibration_batch_size)
+
+    def read_into(self, model: nn.Module, t_s: float, compensation: str = "gdc",
+                  calibration_x: torch.Tensor | None = None, calibration_batch_size: int = 500) -> nn.Module:
+        """Like :meth:`read`, but writes the weights (and BN statistics) into ``model`` in place.
+
+        ``model`` must have the programmed network's architecture; reusing one model (e.g. a
+        ``torch.compile``-d one, which follows in-place weight updates) avoids a copy per read.
+        """
         check_compensation(compensation)
         if compensation == "adabs" and calibration_x is None:
             raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
-        model = copy.deepcopy(self._template)
         layers = analog_layers(model)
+        if set(layers) != set(self.layers):
+            raise ValueError("read_into: model does not have the programmed network's layers")
+        # BN statistics and all digital parameters come from the programmed network
+        model.load_state_dict(self._template.state_dict())
         for name, w2d in self.weights_at(t_s, compensation).items():
             _set_crossbar(layers[name], w2d)
         if compensation == "adabs":

@@ -71,7 +71,8 @@ def main(argv=None) -> int:
         path = out / "results" / f"{name}_{comp}.json"
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
-                               calibration_images=500 if a.fast else 2000, model_name=name)
+                               calibration_images=500 if a.fast else 2000, model_name=name,
+                               compile=not a.fast)
         save_results(res, path)
         results[(name, comp)] = res
         print(f"wrote {path}", flush=True)

@@ -57,3 +57,11 @@ def test_bad_arguments(tiny_model, cifar_test):
         accuracy_vs_time(tiny_model, cifar_test, [1.0], compensation="adabs")
     with pytest.raises(ValueError, match="n_chips"):
         accuracy_vs_time(tiny_model, cifar_test, [1.0], n_chips=0)
+
+
+def test_compiled_inference_gives_the_same_table(tiny_model, cifar_test):
+    kw = dict(times_s=[1.0, 1e4], n_chips=2, test_subset=200, seed=1, progress=False)
+    eager = accuracy_vs_time(tiny_model, cifar_test, **kw)
+    compiled = accuracy_vs_time(tiny_model, cifar_test, compile=True, **kw)
+    assert np.allclose(eager["per_chip"], compiled["per_chip"], atol=0.51)  # at most one image flips
+    assert compiled["meta"]["compiled"] is True

@@ -136,3 +136,14 @@ def test_zero_weights_map_to_zero_conductance_without_sign():
     gp, gm = weights_to_targets(torch.tensor([0.0, -0.5, 1.0]), 1.0, 25.0)
     assert gp.tolist() == [0.0, 0.0, 25.0] and gm.tolist() == [0.0, 12.5, 0.0]
     assert not torch.signbit(gp).any() and not torch.signbit(gm).any()
+
+
+def test_read_into_equals_read(net, x):
+    chip_a, chip_b = AnalogChip(net, PCMParams(), seed=5), AnalogChip(net, PCMParams(), seed=5)
+    target = copy.deepcopy(net)
+    with torch.no_grad():
+        target.bn1.running_mean.fill_(7.0)  # stale state must be overwritten
+    for t in (1.0, 1e4):
+        torch.testing.assert_close(chip_a.read_into(target, t)(x), chip_b.read(t)(x))
+    with pytest.raises(ValueError, match="layers"):
+        chip_a.read_into(resnet(8), 1.0)
