@@ -52,6 +52,14 @@ def pretrained(name: str, device: str = "cpu") -> nn.Module:
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
 
+def training_log(name: str) -> dict:
+    """The per-epoch training log (config and epochs) of a shipped model."""
+    entries = manifest()
+    if name not in entries:
+        raise KeyError(f"no pretrained model {name!r}; available: {available() or 'none yet'}")
+    return json.loads((WEIGHTS_DIR / entries[name]["log"]).read_text())
+
+
 def load_model(name_or_path: str, device: str = "cpu") -> nn.Module:
     """A pretrained model by name, or a ``model.pt`` / ``checkpoint.pt`` written by training."""
     if name_or_path in manifest():
@@ -75,7 +83,10 @@ def publish(run_dir, name: str, test_accuracy: float, recipe: str, weights_dir=N
     dst = weights_dir / f"{name}.pt"
     # Store the weights only (no optimizer state), half the size of a checkpoint.
     torch.save({"model": load_state(src)["model"]}, dst)
-    entry = {"file": dst.name, "sha256": sha256_file(dst), "config": meta["config"], "recipe": recipe,
+    # The per-epoch training log travels with the weights (the book plots it, also in Colab).
+    log_file = weights_dir / f"{name}.log.json"
+    shutil.copyfile(Path(run_dir) / "log.json", log_file)
+    entry = {"file": dst.name, "sha256": sha256_file(dst), "log": log_file.name, "config": meta["config"], "recipe": recipe,
              "epochs": meta["epochs"], "test_accuracy": test_accuracy,
              "train_seconds": meta["train_seconds"], "threads": meta.get("threads"),
              "torch": meta["torch"], "aimc_lib": meta["aimc_lib"],

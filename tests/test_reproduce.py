@@ -14,6 +14,8 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
     manifest = json.loads((tmp_path / "weights" / "manifest.json").read_text())
     assert set(manifest) == {"resnet32-fp32", "resnet32-custom"}
     assert manifest["resnet32-custom"]["config"]["eta_tr"] > 0
+    log = json.loads((tmp_path / "weights" / manifest["resnet32-fp32"]["log"]).read_text())
+    assert len(log["epochs"]) == 1 and "test_acc" in log["epochs"][0]
     for name in ("resnet32-fp32_gdc", "resnet32-custom_gdc", "resnet32-custom_none", "resnet32-custom_adabs"):
         res = json.loads((tmp_path / "results" / f"{name}.json").read_text())
         assert len(res["per_chip"]) == 2 and len(res["times_s"]) == 3
