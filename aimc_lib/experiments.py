@@ -116,3 +116,28 @@ def value_at(res: dict, t_s: float) -> tuple[float, float]:
     times = np.asarray(res["times_s"], dtype=float)
     j = int(np.argmin(np.abs(np.log10(np.maximum(times, 1e-12)) - np.log10(max(t_s, 1e-12)))))
     return res["mean"][j], res["std"][j]
+
+
+#: The times the results note reports: 1 s, 1 h, 1 day, 1 month, 1 year.
+REPORT_TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
+
+
+def _exact_index(res: dict, t_s: float) -> int:
+    for j, t in enumerate(res["times_s"]):
+        if abs(t - t_s) <= 1e-9 * max(1.0, t_s):
+            return j
+    raise ValueError(f"time {t_s} s is not on this result's grid {res['times_s']}")
+
+
+def markdown_table(results: dict[str, dict], times: dict[str, float] = REPORT_TIMES_S) -> str:
+    """A markdown table of mean +- std accuracy (%) over chips, one row per labelled result."""
+    head = "| model / compensation | chips | " + " | ".join(times) + " |"
+    sep = "| --- | --- | " + " | ".join("---" for _ in times) + " |"
+    rows = [head, sep]
+    for label, res in results.items():
+        cells = []
+        for t in times.values():
+            j = _exact_index(res, t)
+            cells.append(f"{res['mean'][j]:.2f} +- {res['std'][j]:.2f}")
+        rows.append(f"| {label} | {res['meta']['n_chips']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"

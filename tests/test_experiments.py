@@ -65,3 +65,12 @@ def test_compiled_inference_gives_the_same_table(tiny_model, cifar_test):
     compiled = accuracy_vs_time(tiny_model, cifar_test, compile=True, **kw)
     assert np.allclose(eager["per_chip"], compiled["per_chip"], atol=0.51)  # at most one image flips
     assert compiled["meta"]["compiled"] is True
+
+
+def test_markdown_table_reads_exact_grid_points():
+    from aimc_lib.experiments import markdown_table
+    res = {"times_s": [1.0, 3600.0], "mean": [91.234, 90.0], "std": [0.5, 0.25], "meta": {"n_chips": 10}}
+    table = markdown_table({"custom / GDC": res}, {"1 s": 1.0, "1 h": 3600.0})
+    assert "| custom / GDC | 10 | 91.23 +- 0.50 | 90.00 +- 0.25 |" in table
+    with pytest.raises(ValueError, match="not on this result's grid"):
+        markdown_table({"x": res}, {"1 day": 86400.0})
