@@ -118,7 +118,7 @@ def value_at(res: dict, t_s: float) -> tuple[float, float]:
     return res["mean"][j], res["std"][j]
 
 
-#: The times the results note reports: 1 s, 1 h, 1 day, 1 month, 1 year.
+#: The times the results note reports (1 s, 1 h, 1 day, 1 month and 1 year after programming).
 REPORT_TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
 
 
