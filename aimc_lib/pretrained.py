@@ -18,6 +18,8 @@ from .models import resnet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
+#: The committed accuracy-vs-time results and figure, shipped with the package (also for Colab).
+RESULTS_DIR = Path(__file__).parent / "results"
 
 
 def manifest() -> dict:
@@ -58,6 +60,16 @@ def training_log(name: str) -> dict:
     if name not in entries:
         raise KeyError(f"no pretrained model {name!r}; available: {available() or 'none yet'}")
     return json.loads((WEIGHTS_DIR / entries[name]["log"]).read_text())
+
+
+def results(name: str) -> dict:
+    """A committed accuracy-vs-time result, e.g. ``results("resnet32-custom_gdc")``."""
+    from .experiments import load_results
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.exists():
+        have = sorted(p.stem for p in RESULTS_DIR.glob("*.json")) if RESULTS_DIR.exists() else []
+        raise KeyError(f"no committed result {name!r}; available: {have or 'none yet'}")
+    return load_results(path)
 
 
 def load_model(name_or_path: str, device: str = "cpu") -> nn.Module:

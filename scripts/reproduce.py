@@ -8,8 +8,8 @@ Steps (each resumable: re-running skips or continues what is done):
 2. custom noise-aware fine-tuning from it (``custom_config()``) -> runs/resnet32-custom
 3. publish both into aimc_lib/weights (sha256 manifest) with their measured test accuracy
 4. accuracy vs time on simulated PCM (10 chips; GDC for both; none and AdaBS for custom;
-   none for FP32) -> results/*.json
-5. the paper figure -> results/figure.png and .svg
+   none for FP32) -> aimc_lib/results/*.json (shipped with the package)
+5. the paper figure -> aimc_lib/results/figure.png and .svg
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from aimc_lib.data import load_cifar10  # noqa: E402
 from aimc_lib.evaluation import accuracy  # noqa: E402
 from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, save_results  # noqa: E402
 from aimc_lib.plotting import paper_figure  # noqa: E402
-from aimc_lib.pretrained import load_model, publish  # noqa: E402
+from aimc_lib.pretrained import RESULTS_DIR, load_model, publish  # noqa: E402
 from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
 
 DRIFT_RUNS = [("resnet32-fp32", "gdc"), ("resnet32-custom", "gdc"), ("resnet32-custom", "none"),
@@ -55,6 +55,7 @@ def main(argv=None) -> int:
 
     test = te.subset(500) if a.fast else te
     weights_dir = out / "weights" if a.fast else None
+    results_dir = out / "results" if a.fast else RESULTS_DIR
     models = {}
     for name, recipe in (("resnet32-fp32", "TrainConfig()"), ("resnet32-custom", "custom_config()")):
         run = out / "runs" / name
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     chips = 2 if a.fast else a.chips
     results = {}
     for name, comp in DRIFT_RUNS:
-        path = out / "results" / f"{name}_{comp}.json"
+        path = results_dir / f"{name}_{comp}.json"
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
                                calibration_images=500 if a.fast else 2000, model_name=name,
@@ -79,8 +80,8 @@ def main(argv=None) -> int:
     fig = paper_figure(results[("resnet32-custom", "gdc")], results[("resnet32-fp32", "gdc")],
                        fp32_accuracy=models["resnet32-fp32"][1])
     for ext in ("png", "svg"):
-        fig.savefig(out / "results" / f"figure.{ext}", bbox_inches="tight", dpi=150)
-    print(f"wrote {out / 'results' / 'figure.png'}")
+        fig.savefig(results_dir / f"figure.{ext}", bbox_inches="tight", dpi=150)
+    print(f"wrote {results_dir / 'figure.png'}")
     return 0
 
 
