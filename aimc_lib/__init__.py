@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 from .models import resnet, resnet32, count_analog_weights  # noqa: E402
 from .pcm import PCMParams  # noqa: E402
 from .mapping import AnalogChip, program_network  # noqa: E402
-from .pretrained import pretrained  # noqa: E402
-from . import config, data, evaluation, experiments  # noqa: E402
+from .zoo import pretrained  # noqa: E402
+from . import config, data, evaluation, experiments, zoo  # noqa: E402
 
 __all__ = ["resnet", "resnet32", "count_analog_weights", "PCMParams", "AnalogChip",
            "program_network", "pretrained", "__version__"]

@@ -35,7 +35,7 @@ def _pcm_params(a):
 
 
 def _load_model(name_or_path: str, device: str):
-    from .pretrained import load_model
+    from .zoo import load_model
     return load_model(name_or_path, device=device)
 
 

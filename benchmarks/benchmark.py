@@ -29,7 +29,7 @@ from aimc_lib.evaluation import accuracy
 from aimc_lib.mapping import AnalogChip
 from aimc_lib.models import resnet32
 from aimc_lib.pcm import PCMParams
-from aimc_lib.pretrained import available, pretrained
+from aimc_lib.zoo import available, pretrained
 from aimc_lib.training import TrainConfig, make_optimizer, noisy_weights
 
 

@@ -26,7 +26,7 @@ from aimc_lib.data import load_cifar10  # noqa: E402
 from aimc_lib.evaluation import accuracy  # noqa: E402
 from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, save_results  # noqa: E402
 from aimc_lib.plotting import paper_figure  # noqa: E402
-from aimc_lib.pretrained import RESULTS_DIR, load_model, publish  # noqa: E402
+from aimc_lib.zoo import RESULTS_DIR, load_model, publish  # noqa: E402
 from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
 
 DRIFT_RUNS = [("resnet32-fp32", "gdc"), ("resnet32-custom", "gdc"), ("resnet32-custom", "none"),

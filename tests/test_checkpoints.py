@@ -3,7 +3,7 @@ import torch
 
 from aimc_lib.checkpoints import CheckpointError, load_into, load_state, save_atomic
 from aimc_lib.models import resnet, resnet32
-from aimc_lib.pretrained import load_model
+from aimc_lib.zoo import load_model
 
 
 def test_roundtrip(tmp_path):

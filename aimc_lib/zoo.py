@@ -1,4 +1,4 @@
-"""The shipped pretrained networks, loadable by name and verified by sha256.
+"""The model zoo: shipped pretrained networks (verified by sha256), their training logs and results.
 
 ``aimc_lib/weights/manifest.json`` lists each model: file, sha256, architecture, training recipe,
 epochs, test accuracy, date and torch version. :func:`publish` adds a finished training run.
