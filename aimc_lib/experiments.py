@@ -141,3 +141,32 @@ def markdown_table(results: dict[str, dict], times: dict[str, float] = REPORT_TI
             cells.append(f"{res['mean'][j]:.2f} +- {res['std'][j]:.2f}")
         rows.append(f"| {label} | {res['meta']['n_chips']} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: int = 3, seed: int = 0,
+                                progress: bool = False) -> dict:
+    """Test accuracy (%) with Gaussian weight noise ``eta * max|W_l|`` on every analog layer.
+
+    The digital counterpart of programming noise, the inference-noise axis ``eta_inf`` of the
+    paper's Fig. 2: for each relative std in ``etas``, ``n_repeats`` independent noise draws.
+    Returns ``{"etas", "mean", "std", "per_repeat"}``.
+    """
+    from .training import noisy_weights
+
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
+    etas = [float(e) for e in etas]
+    if any(not (0 <= e < 1) for e in etas):
+        raise ValueError(f"every eta must be in [0, 1), got {etas}")
+    noisy = copy.deepcopy(model).eval()
+    per = np.zeros((len(etas), n_repeats))
+    gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    for i, eta in enumerate(tqdm(etas, desc="eta", disable=not progress)):
+        for r in range(n_repeats):
+            with torch.no_grad():
+                for name, w in noisy_weights(model, eta, gen).items():
+                    noisy.get_parameter(name).copy_(w)
+            per[i, r] = accuracy(noisy, test)
+    return {"etas": etas, "mean": per.mean(1).tolist(),
+            "std": (per.std(1, ddof=1) if n_repeats > 1 else np.zeros(len(etas))).tolist(),
+            "per_repeat": per.tolist()}

@@ -74,3 +74,14 @@ def test_markdown_table_reads_exact_grid_points():
     assert "| custom / GDC | 10 | 91.23 +- 0.50 | 90.00 +- 0.25 |" in table
     with pytest.raises(ValueError, match="not on this result's grid"):
         markdown_table({"x": res}, {"1 day": 86400.0})
+
+
+def test_accuracy_under_weight_noise(tiny_model, cifar_test):
+    from aimc_lib.experiments import accuracy_under_weight_noise
+    from aimc_lib.evaluation import accuracy
+    sub = cifar_test.subset(200)
+    res = accuracy_under_weight_noise(tiny_model, sub, [0.0, 0.5], n_repeats=2, seed=0)
+    assert res["per_repeat"][0] == [accuracy(tiny_model, sub)] * 2  # eta = 0 is the clean model
+    assert res["per_repeat"][1][0] != res["per_repeat"][1][1] or res["std"][1] == 0
+    with pytest.raises(ValueError, match="eta"):
+        accuracy_under_weight_noise(tiny_model, sub, [-0.1])
