@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compensation", choices=("none", "gdc", "adabs"), default="gdc",
                    help="drift compensation: none, global drift compensation, or GDC + BN re-estimation")
     p.add_argument("--times", type=float, nargs="+", help="times after programming in s (default: "
-                   "one per decade 1e-5..1e5, plus 1 month and 1 year)")
+                   "one per decade 1e-5..1e5, plus 1 h, 1 day, 1 month and 1 year)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first chip (chip k uses seed + k)")
     p.add_argument("--compile", action="store_true",
                    help="run inference through torch.compile (about 1.6x faster on CPU for long grids)")

@@ -28,8 +28,9 @@ from .pcm import PCMParams, check_time
 DAY_S = 86_400.0
 MONTH_S = 30 * DAY_S
 YEAR_S = 365 * DAY_S
-#: One point per decade over the figure's range 1e-5 ... 1e5 s, plus 1 month and 1 year.
-DEFAULT_TIMES_S = [10.0 ** k for k in range(-5, 6)] + [MONTH_S, YEAR_S]
+HOUR_S = 3600.0
+#: One point per decade over the figure's range 1e-5 ... 1e5 s, plus 1 hour, 1 day, 1 month and 1 year.
+DEFAULT_TIMES_S = sorted([10.0 ** k for k in range(-5, 6)] + [HOUR_S, DAY_S, MONTH_S, YEAR_S])
 
 
 def model_sha256(model: nn.Module) -> str:
@@ -45,7 +46,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      compensation: str = "gdc", params: PCMParams = PCMParams(), seed: int = 0,
                      test_subset: int = 0, calibration_split: Split | None = None,
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
-                     compile: bool = False) -> dict:
+                     compile: bool = False, fp32_accuracy: float | None = None) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
@@ -53,7 +54,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     ``calibration_images`` images for BN re-estimation). Returns a JSON-ready dict with the
     summary per time (mean, std over chips), every chip's value, and full metadata.
     ``compile=True`` runs inference through ``torch.compile`` (about 1.6x faster on CPU after a
-    one-off compilation of tens of seconds; worth it for long grids).
+    one-off compilation of tens of seconds; worth it for long grids). ``fp32_accuracy``, if
+    given, is recorded as the digital baseline instead of being measured again on ``test``.
     """
     check_compensation(compensation)
     times = [check_time(t) for t in times_s]
@@ -87,7 +89,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
         "per_chip": per_chip.tolist(),
         "meta": {
             "model": model_name, "model_sha256": model_sha256(model),
-            "fp32_accuracy": accuracy(model, test), "test_images": len(test),
+            "fp32_accuracy": accuracy(model, test) if fp32_accuracy is None else float(fp32_accuracy),
+            "test_images": len(test),
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
             "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
@@ -119,7 +122,7 @@ def value_at(res: dict, t_s: float) -> tuple[float, float]:
 
 
 #: The times the results note reports (1 s, 1 h, 1 day, 1 month and 1 year after programming).
-REPORT_TIMES_S = {"1 s": 1.0, "1 h": 3600.0, "1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
+REPORT_TIMES_S = {"1 s": 1.0, "1 h": HOUR_S, "1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
 
 
 def _exact_index(res: dict, t_s: float) -> int:

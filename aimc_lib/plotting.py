@@ -59,11 +59,18 @@ def draw_network(model: nn.Module | None = None, ax=None):
     return ax
 
 
-def plot_accuracy_vs_time(ax, res: dict, kind: str, label: str | None = None):
-    """One accuracy-vs-time series (mean with error bars over chips) on a log time axis."""
+def plot_accuracy_vs_time(ax, res: dict, kind: str = "custom", label: str | None = None,
+                          tmax: float | None = None, **style):
+    """One accuracy-vs-time series (mean with error bars over chips) on a log time axis.
+
+    ``kind`` picks the figure's style (``"custom"``, ``"direct"``, ``"fp32"``); ``style`` overrides
+    any matplotlib keyword; points after ``tmax`` (s) are left out.
+    """
     t = np.asarray(res["times_s"], dtype=float)
-    t = np.where(t > 0, t, 1e-6)
-    ax.errorbar(t, res["mean"], yerr=res["std"], capsize=2, label=label, **STYLE[kind])
+    keep = t <= tmax * (1 + 1e-9) if tmax is not None else np.ones(len(t), bool)
+    t = np.where(t > 0, t, 1e-6)[keep]
+    mean, std = np.asarray(res["mean"])[keep], np.asarray(res["std"])[keep]
+    ax.errorbar(t, mean, yerr=std, capsize=2, label=label, **{**STYLE[kind], **style})
 
 
 def format_time_axis(ax, ymin: float = 60, ymax: float = 100, tmin: float = 1e-5, tmax: float = 1e5):
@@ -84,7 +91,7 @@ def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
     bottom.axhline(fp32_accuracy, label=f"Floating point (FP32) baseline ({fp32_accuracy:.1f} %)", **STYLE["fp32"])
     for res, kind, name in ((custom, "custom", "Custom training"), (direct, "direct", "Direct mapping of FP32 weights")):
         if res is not None:
-            plot_accuracy_vs_time(bottom, res, kind, f"{name} ({res['meta']['compensation'].upper()})")
+            plot_accuracy_vs_time(bottom, res, kind, f"{name} ({res['meta']['compensation'].upper()})", tmax=tmax)
     format_time_axis(bottom, tmax=tmax)
     bottom.legend(loc="lower left", fontsize=9)
     fig.tight_layout()

@@ -14,7 +14,9 @@ def tiny_model():
 
 
 def test_default_grid():
-    assert DEFAULT_TIMES_S[0] == 1e-5 and DEFAULT_TIMES_S[10] == 1e5 and len(DEFAULT_TIMES_S) == 13
+    assert DEFAULT_TIMES_S[0] == 1e-5 and len(DEFAULT_TIMES_S) == 15 and DEFAULT_TIMES_S == sorted(DEFAULT_TIMES_S)
+    for t in (1.0, 3600.0, 86400.0, 1e5, 30 * 86400, 365 * 86400):
+        assert t in DEFAULT_TIMES_S
     assert DEFAULT_TIMES_S[-1] == 365 * 86400
 
 
@@ -86,3 +88,9 @@ def test_accuracy_under_weight_noise(tiny_model, cifar_test):
     assert again["per_repeat"] == res["per_repeat"]  # same seed, same draws
     with pytest.raises(ValueError, match="eta"):
         accuracy_under_weight_noise(tiny_model, sub, [-0.1])
+
+
+def test_given_fp32_accuracy_is_recorded(tiny_model, cifar_test):
+    res = accuracy_vs_time(tiny_model, cifar_test, [1.0], n_chips=1, test_subset=100, progress=False,
+                           fp32_accuracy=12.5)
+    assert res["meta"]["fp32_accuracy"] == 12.5

@@ -40,3 +40,14 @@ def test_diagram_is_read_from_the_model():
     blocks = network_blocks(resnet(20, (8, 12, 24)))
     text = " ".join(b["title"] + " " + b["body"] for b in blocks)
     assert "3 blocks" in text and "1x1 8->12" in text and "24 x 10" in text
+
+
+def test_paper_figure_crops_at_tmax():
+    import matplotlib
+    matplotlib.use("Agg")
+    from aimc_lib.plotting import paper_figure
+    res = {"times_s": [1.0, 1e5, 3.15e7], "mean": [90.0, 89.0, 80.0], "std": [0.1, 0.1, 0.1],
+           "meta": {"compensation": "gdc"}}
+    fig = paper_figure(res, None, fp32_accuracy=92.0, tmax=1e5)
+    line = [l for l in fig.axes[1].get_lines() if l.get_marker() == "s"][0]
+    assert list(line.get_xdata()) == [1.0, 1e5]
