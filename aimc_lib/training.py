@@ -185,7 +185,7 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ck = load_state(ckpt_path)
-        saved = TrainConfig(**{k: v for k, v in ck["config"].items()})
+        saved = TrainConfig(**ck["config"])
         if dataclasses.replace(saved, threads=cfg.threads, device=cfg.device) != cfg:
             raise ValueError(f"{ckpt_path} was written by a different config; use another run_dir.\n"
                              f"saved: {saved}\nnow:   {cfg}")

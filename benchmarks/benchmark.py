@@ -30,7 +30,7 @@ from aimc_lib.mapping import AnalogChip
 from aimc_lib.models import resnet32
 from aimc_lib.pcm import PCMParams
 from aimc_lib.zoo import available, pretrained
-from aimc_lib.training import TrainConfig, make_optimizer, noisy_weights
+from aimc_lib.training import TrainConfig, clip_weights, make_optimizer, noisy_weights
 
 
 def timed(fn, repeats):
@@ -87,7 +87,6 @@ def main(argv=None):
             loss.backward()
             opt.step()
             if noisy:
-                from aimc_lib.training import clip_weights
                 clip_weights(net, 2.0)
 
     step(False)  # warm-up
