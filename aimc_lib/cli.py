@@ -89,7 +89,12 @@ def cmd_figure(a) -> int:
     from .experiments import load_results
     series = {label: load_results(path) for label, path in
               (("custom", a.custom), ("direct", a.direct)) if path}
-    fig = paper_figure(series.get("custom"), series.get("direct"), fp32_accuracy=a.fp32_accuracy)
+    if not series:
+        raise ValueError("figure needs --custom and/or --direct result files")
+    fp32 = a.fp32_accuracy
+    if fp32 is None:  # the digital baseline measured on the same test images, recorded in the results
+        fp32 = (series.get("direct") or series["custom"])["meta"]["fp32_accuracy"]
+    fig = paper_figure(series.get("custom"), series.get("direct"), fp32_accuracy=fp32)
     for out in a.out:
         fig.savefig(out, bbox_inches="tight", dpi=150)
         print(f"wrote {out}")
@@ -152,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure", help="draw the paper's figure from drift JSON files")
     p.add_argument("--custom", help="drift JSON of the custom-trained model")
     p.add_argument("--direct", help="drift JSON of the directly mapped FP32 model")
-    p.add_argument("--fp32-accuracy", type=float, required=True, help="FP32 baseline accuracy (%%)")
+    p.add_argument("--fp32-accuracy", type=float, default=None,
+                   help="FP32 baseline accuracy (%%); default: the one recorded in the direct-mapping results")
     p.add_argument("--out", nargs="+", default=["figure.png"], help="output files (.png, .svg, .pdf)")
     p.set_defaults(func=cmd_figure)
     return ap

@@ -49,3 +49,7 @@ def test_train_evaluate_drift_figure_end_to_end(tmp_path, data_path, capsys):
     png = tmp_path / "fig.png"
     assert main(["figure", "--direct", str(out), "--fp32-accuracy", str(acc), "--out", str(png)]) == 0
     assert png.stat().st_size > 10_000
+    svg = tmp_path / "fig.svg"  # baseline taken from the results' metadata
+    assert main(["figure", "--custom", str(out), "--out", str(svg)]) == 0
+    assert f"{res['meta']['fp32_accuracy']:.1f} %" in svg.read_text()
+    assert main(["figure", "--out", str(svg)]) == 2  # no results: one clear error
