@@ -192,3 +192,20 @@ def batches(split: Split, batch_size: int, device="cpu", shuffle_generator: torc
     for i in range(0, stop, batch_size):
         idx = order[i:i + batch_size]
         yield normalize(x[idx], device), split.y[idx].to(device, non_blocking=True)
+
+
+def save_split(split: Split, path: str | os.PathLike) -> None:
+    """Write a split (e.g. a calibration subset) to ``path`` as ``.npz`` (``x`` uint8 NCHW, ``y``)."""
+    np.savez_compressed(path, x=split.x.numpy(), y=split.y.numpy().astype(np.uint8))
+
+
+def load_split(path: str | os.PathLike) -> Split:
+    """Read a split written by :func:`save_split`; raises :class:`DataError` if it is unreadable."""
+    try:
+        with np.load(path) as d:
+            x, y = d["x"], d["y"]
+    except Exception as e:
+        raise DataError(f"{path} is not a readable split ({type(e).__name__}: {e})") from e
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (3, 32, 32) or y.shape != (len(x),):
+        raise DataError(f"{path}: expected uint8 x [N, 3, 32, 32] and N labels, got {x.dtype} {x.shape}, {y.shape}")
+    return Split(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))

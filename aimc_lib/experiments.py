@@ -33,6 +33,14 @@ HOUR_S = 3600.0
 DEFAULT_TIMES_S = sorted([10.0 ** k for k in range(-5, 6)] + [HOUR_S, DAY_S, MONTH_S, YEAR_S])
 
 
+def device_description(device: torch.device | str) -> str:
+    """Where a computation ran, in words: ``"cpu (x86_64)"`` or ``"cuda (NVIDIA H200)"``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({platform.machine()})"
+
+
 def model_sha256(model: nn.Module) -> str:
     """Checksum of a model's parameters and buffers (names, shapes and values)."""
     h = hashlib.sha256()
@@ -46,16 +54,19 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      compensation: str = "gdc", params: PCMParams = PCMParams(), seed: int = 0,
                      test_subset: int = 0, calibration_split: Split | None = None,
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
-                     compile: bool = False, fp32_accuracy: float | None = None) -> dict:
+                     compile: bool = False, fp32_accuracy: float | None = None,
+                     batch_size: int = 1000) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
     ``"adabs"`` (then ``calibration_split``, e.g. the training set, provides
-    ``calibration_images`` images for BN re-estimation). Returns a JSON-ready dict with the
+    ``calibration_images`` images for BN re-estimation: a class-balanced subset drawn with
+    ``seed``, or the split itself if it holds exactly ``calibration_images`` images). Returns a JSON-ready dict with the
     summary per time (mean, std over chips), every chip's value, and full metadata.
     ``compile=True`` runs inference through ``torch.compile`` (about 1.6x faster on CPU after a
     one-off compilation of tens of seconds; worth it for long grids). ``fp32_accuracy``, if
     given, is recorded as the digital baseline instead of being measured again on ``test``.
+    ``batch_size``: images per forward pass (on a GPU, the whole test set at once is fastest).
     """
     check_compensation(compensation)
     times = [check_time(t) for t in times_s]
@@ -69,7 +80,10 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     if compensation == "adabs":
         if calibration_split is None:
             raise ValueError("compensation 'adabs' needs calibration_split (e.g. the training set)")
-        calib_x = normalize(calibration_split.subset(calibration_images, seed=seed).x)
+        calib = calibration_split
+        if len(calib) != calibration_images:  # a split of exactly that size is used as it is
+            calib = calibration_split.subset(calibration_images, seed=seed)
+        calib_x = normalize(calib.x)
     t_start = time.time()
     per_chip = np.zeros((n_chips, len(times)))
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
@@ -79,7 +93,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
         chip = AnalogChip(model, params, seed=seed + k)
         for j, t in enumerate(times):
             chip.read_into(analog_model, t, compensation, calib_x)
-            per_chip[k, j] = accuracy(runner, test)
+            per_chip[k, j] = accuracy(runner, test, batch_size)
             bar.update()
     bar.close()
     return {
@@ -89,12 +103,13 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
         "per_chip": per_chip.tolist(),
         "meta": {
             "model": model_name, "model_sha256": model_sha256(model),
-            "fp32_accuracy": accuracy(model, test) if fp32_accuracy is None else float(fp32_accuracy),
+            "fp32_accuracy": accuracy(model, test, batch_size) if fp32_accuracy is None else float(fp32_accuracy),
             "test_images": len(test),
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
             "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
             "machine": platform.machine(), "threads": torch.get_num_threads(),
+            "device": device_description(next(model.parameters()).device),
             "wall_seconds": round(time.time() - t_start, 1), "compiled": compile,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
@@ -147,11 +162,12 @@ def markdown_table(results: dict[str, dict], times: dict[str, float] = REPORT_TI
 
 
 def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: int = 3, seed: int = 0,
-                                progress: bool = False) -> dict:
+                                progress: bool = False, test_subset: int = 0, batch_size: int = 1000) -> dict:
     """Test accuracy (%) with Gaussian weight noise ``eta * max|W_l|`` on every analog layer.
 
     The digital counterpart of programming noise, the inference-noise axis ``eta_inf`` of the
     paper's Fig. 2: for each relative std in ``etas``, ``n_repeats`` independent noise draws.
+    ``test_subset``: evaluate on a class-balanced subset of that many images (0 = all).
     Returns ``{"etas", "mean", "std", "per_repeat"}``.
     """
     from .training import noisy_weights
@@ -161,6 +177,8 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
     etas = [float(e) for e in etas]
     if any(not (0 <= e < 1) for e in etas):
         raise ValueError(f"every eta must be in [0, 1), got {etas}")
+    if test_subset:
+        test = test.subset(test_subset, seed=0)
     noisy = copy.deepcopy(model).eval()
     per = np.zeros((len(etas), n_repeats))
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
@@ -169,7 +187,8 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
             with torch.no_grad():
                 for name, w in noisy_weights(model, eta, gen).items():
                     noisy.get_parameter(name).copy_(w)
-            per[i, r] = accuracy(noisy, test)
-    return {"etas": etas, "mean": per.mean(1).tolist(),
+            per[i, r] = accuracy(noisy, test, batch_size)
+    return {"etas": etas, "test_images": len(test), "n_repeats": n_repeats, "seed": seed,
+            "mean": per.mean(1).tolist(),
             "std": (per.std(1, ddof=1) if n_repeats > 1 else np.zeros(len(etas))).tolist(),
             "per_repeat": per.tolist()}

@@ -79,6 +79,10 @@ class AnalogChip:
         model: the trained network (never modified; a copy is kept).
         params: the PCM model parameters.
         seed: seeds this chip's generator (programming noise, drift exponents, read noise).
+
+    The chip's conductances and random state live on the CPU whatever the model's device, so a
+    seed names the same chip everywhere (a result computed on a GPU can be checked on a laptop);
+    only the weights handed back are moved to the model's device.
     """
 
     def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0):
@@ -87,10 +91,10 @@ class AnalogChip:
         self.seed = seed
         self._template = copy.deepcopy(model).eval()
         self.device = next(self._template.parameters()).device
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # CPU: device-independent chips
         self.layers: dict[str, ProgrammedLayer] = {}
         for name, layer in analog_layers(self._template).items():
-            w = crossbar_matrix(layer).float()
+            w = crossbar_matrix(layer).detach().float().cpu()
             w_max = float(w.abs().max())
             tp, tm = weights_to_targets(w, w_max, params.g_max_us)
             gp, nup = pcm.program(tp, params, self.generator)
@@ -124,7 +128,7 @@ class AnalogChip:
                 readout = float(diff.abs().mean())
                 if readout > 0:
                     diff = diff * (st.gdc_reference_us / readout)
-            out[name] = conductances_to_weights(diff, st.w_max, self.params.g_max_us)
+            out[name] = conductances_to_weights(diff, st.w_max, self.params.g_max_us).to(self.device)
         return out
 
     def read(self, t_s: float, compensation: str = "gdc", calibration_x: torch.Tensor | None = None,

@@ -161,6 +161,13 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model.to(cfg.device).to(memory_format=torch.channels_last)
 
 
+def hardware_description(device: str | torch.device = "cpu") -> str:
+    """The machine a run used, in words, e.g. ``"cpu (x86_64), 2 threads"`` or ``"cuda (NVIDIA H200)"``."""
+    from .experiments import device_description
+    desc = device_description(device)
+    return desc if torch.device(device).type == "cuda" else f"{desc}, {torch.get_num_threads()} threads"
+
+
 def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str | os.PathLike,
           progress: bool = True, stop_after_epochs: int | None = None) -> nn.Module:
     """Train (or resume) a run in ``run_dir``; returns the trained model.
@@ -214,6 +221,7 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
     if len(log) == cfg.epochs:
         meta = {"config": dataclasses.asdict(cfg), "test_acc": log[-1]["test_acc"], "epochs": cfg.epochs,
                 "train_seconds": round(sum(r["seconds"] for r in log), 1), "aimc_lib": __version__,
-                "torch": str(torch.__version__), "threads": torch.get_num_threads()}
+                "torch": str(torch.__version__), "threads": torch.get_num_threads(),
+                "hardware": hardware_description(cfg.device)}
         save_atomic({"model": model.state_dict(), "meta": meta}, run_dir / "model.pt")
     return model

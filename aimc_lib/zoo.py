@@ -85,8 +85,12 @@ def load_model(name_or_path: str, device: str = "cpu") -> nn.Module:
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
 
-def publish(run_dir, name: str, test_accuracy: float, recipe: str, weights_dir=None) -> dict:
-    """Copy ``run_dir/model.pt`` into the package (or ``weights_dir``) as ``name``, record it in the manifest."""
+def publish(run_dir, name: str, test_accuracy: float, recipe: str, weights_dir=None,
+            hardware: str | None = None) -> dict:
+    """Copy ``run_dir/model.pt`` into the package (or ``weights_dir``) as ``name``, record it in the manifest.
+
+    ``hardware`` (e.g. ``"cpu (x86_64), 2 threads"``) defaults to what training recorded.
+    """
     src = Path(run_dir) / "model.pt"
     meta = load_state(src)["meta"]
     weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
@@ -101,6 +105,7 @@ def publish(run_dir, name: str, test_accuracy: float, recipe: str, weights_dir=N
     entry = {"file": dst.name, "sha256": sha256_file(dst), "log": log_file.name, "config": meta["config"], "recipe": recipe,
              "epochs": meta["epochs"], "test_accuracy": test_accuracy,
              "train_seconds": meta["train_seconds"], "threads": meta.get("threads"),
+             "hardware": hardware or meta.get("hardware", "not recorded"),
              "torch": meta["torch"], "aimc_lib": meta["aimc_lib"],
              "date": datetime.now(timezone.utc).date().isoformat()}
     entries = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}

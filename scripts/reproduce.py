@@ -2,6 +2,11 @@
 
     python scripts/reproduce.py            # full: hours on a 2-core CPU, minutes on a GPU
     python scripts/reproduce.py --fast --out /tmp/repro   # tiny epochs and subsets (CI)
+    python scripts/reproduce.py --results-only              # steps 4-5 on the shipped models
+
+Steps 4-5 need only the test set and the AdaBS calibration images; for a machine that holds only
+the test set (e.g. a lent GPU), ``--write-calibration cal.npz`` saves those 2,000 training images
+here and ``--results-only --calibration cal.npz`` uses them there, with identical results.
 
 Steps (each resumable: re-running skips or continues what is done):
 1. FP32 baseline (``TrainConfig()`` recipe) -> runs/resnet32-fp32
@@ -22,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aimc_lib.data import load_cifar10  # noqa: E402
+from aimc_lib.data import load_cifar10, load_split, save_split  # noqa: E402
 from aimc_lib.evaluation import accuracy  # noqa: E402
 from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, save_results  # noqa: E402
 from aimc_lib.plotting import paper_figure  # noqa: E402
@@ -40,28 +45,42 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--chips", type=int, default=10)
+    ap.add_argument("--results-only", action="store_true",
+                    help="skip training and publishing: run steps 4-5 on the shipped models")
+    ap.add_argument("--calibration", help="AdaBS calibration images (.npz from --write-calibration)")
+    ap.add_argument("--write-calibration", metavar="NPZ", help="save the AdaBS calibration images and exit")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if a.threads:
         torch.set_num_threads(a.threads)
+    # Full fp32 arithmetic on GPUs too (no TF32), so results agree with a CPU's.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     tiny = dict(depth=8, widths=(8, 8, 16), epochs=1, train_subset=1280, test_subset=500) if a.fast else {}
     common = dict(device=a.device, threads=a.threads, **tiny)
-    tr, te = load_cifar10("train"), load_cifar10("test")
-
-    fp32_cfg = TrainConfig(**common)
-    train(fp32_cfg, tr, te, out / "runs" / "resnet32-fp32")
-    custom_cfg = custom_config(init_from=str(out / "runs" / "resnet32-fp32" / "model.pt"), **common)
-    train(custom_cfg, tr, te, out / "runs" / "resnet32-custom")
+    calibration_images = 500 if a.fast else 2000
+    if a.write_calibration:
+        save_split(load_cifar10("train").subset(calibration_images, seed=0), a.write_calibration)
+        print(f"wrote {a.write_calibration}")
+        return 0
+    te = load_cifar10("test")
+    tr = load_split(a.calibration) if a.calibration else load_cifar10("train")
 
     test = te.subset(500) if a.fast else te
     weights_dir = out / "weights" if a.fast else None
     results_dir = out / "results" if a.fast else RESULTS_DIR
     models = {}
     for name, recipe in (("resnet32-fp32", "TrainConfig()"), ("resnet32-custom", "custom_config()")):
-        run = out / "runs" / name
-        model = load_model(str(run / "model.pt"), a.device)
+        if a.results_only:
+            model = load_model(str(out / "runs" / name / "model.pt") if a.fast else name, a.device)
+        else:
+            cfg = TrainConfig(**common) if name == "resnet32-fp32" else custom_config(
+                init_from=str(out / "runs" / "resnet32-fp32" / "model.pt"), **common)
+            train(cfg, tr, te, out / "runs" / name)
+            model = load_model(str(out / "runs" / name / "model.pt"), a.device)
         acc = accuracy(model, test)
-        publish(run, name, acc, recipe, weights_dir=weights_dir)
+        if not a.results_only:
+            publish(out / "runs" / name, name, acc, recipe, weights_dir=weights_dir)
         models[name] = (model, acc)
         print(f"{name}: {acc:.2f} % on {len(test)} test images", flush=True)
 
@@ -72,8 +91,9 @@ def main(argv=None) -> int:
         path = results_dir / f"{name}_{comp}.json"
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
-                               calibration_images=500 if a.fast else 2000, model_name=name,
-                               compile=not a.fast)
+                               calibration_images=calibration_images, model_name=name,
+                               batch_size=10_000 if a.device == "cuda" else 1000,
+                               compile=not a.fast and a.device == "cpu")
         save_results(res, path)
         results[(name, comp)] = res
         print(f"wrote {path}", flush=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aimc_lib.data import DataError, augment, load_cifar10, normalize
+from aimc_lib.data import DataError, augment, load_cifar10, load_split, normalize, save_split
 
 
 def test_full_cifar10_counts(cifar_train, cifar_test):
@@ -64,3 +64,17 @@ def test_corrupted_or_truncated_file(tmp_path, data_path):
 def test_bad_split_name():
     with pytest.raises(ValueError, match="split"):
         load_cifar10("validation")
+
+
+def test_saved_split_round_trip_and_bad_files(tmp_path, cifar_test):
+    sub = cifar_test.subset(200, seed=3)
+    save_split(sub, tmp_path / "cal.npz")
+    back = load_split(tmp_path / "cal.npz")
+    assert torch.equal(back.x, sub.x) and torch.equal(back.y, sub.y)
+    assert back.x.dtype == torch.uint8 and back.y.dtype == torch.int64
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="not a readable split"):
+        load_split(tmp_path / "junk.npz")
+    np.savez(tmp_path / "hwc.npz", x=np.zeros((4, 32, 32, 3), np.uint8), y=np.zeros(4, np.uint8))
+    with pytest.raises(DataError, match=r"uint8 x \[N, 3, 32, 32\]"):
+        load_split(tmp_path / "hwc.npz")

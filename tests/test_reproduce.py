@@ -24,3 +24,17 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
     # the package's own weights folder was not touched by the fast run
     assert not (ROOT / "aimc_lib" / "weights" / "resnet32-fp32.pt").exists() or \
         json.loads((ROOT / "aimc_lib" / "weights" / "manifest.json").read_text())["resnet32-fp32"]["epochs"] > 1
+
+    # Steps 4-5 alone, on a machine with only the test set and the saved calibration images,
+    # give the same numbers (how the committed grids were run on a lent GPU).
+    cal = tmp_path / "cal.npz"
+    run = lambda *args: subprocess.run(env_cmd + list(args), capture_output=True, text=True,  # noqa: E731
+                                       env={**__import__("os").environ, "AIMC_DATA": data_path})
+    proc = run("--write-calibration", str(cal))
+    assert proc.returncode == 0 and cal.stat().st_size > 100_000, proc.stderr[-3000:]
+    first = {p.name: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    proc = run("--results-only", "--calibration", str(cal))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name, res in first.items():
+        again = json.loads((tmp_path / "results" / name).read_text())
+        assert again["per_chip"] == res["per_chip"], name

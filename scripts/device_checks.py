@@ -1,0 +1,102 @@
+"""Checks that need a CUDA GPU (CI has none; run on a lent GPU machine).
+
+    python scripts/device_checks.py --model resnet32-fp32 --report checks.json
+
+1. A seed names the same chip on CPU and GPU: the weights an ``AnalogChip`` hands back agree.
+2. Test accuracy on the GPU (FP32 and one analog read) agrees with the CPU's, to a few images.
+3. FP32 and noise-aware training run on CUDA: the loss falls, and a resumed run ends with the
+   same weights as an uninterrupted one.
+
+Prints one line per check, writes a JSON report, and exits non-zero if any check failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aimc_lib.data import load_cifar10  # noqa: E402
+from aimc_lib.evaluation import predict  # noqa: E402
+from aimc_lib.experiments import device_description  # noqa: E402
+from aimc_lib.mapping import AnalogChip  # noqa: E402
+from aimc_lib.training import TrainConfig, train  # noqa: E402
+from aimc_lib.zoo import load_model  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="resnet32-fp32", help="shipped model name or checkpoint path")
+    ap.add_argument("--report", default="device_checks.json")
+    a = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check", file=sys.stderr)
+        return 2
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    report = {"device": device_description("cuda"), "torch": torch.__version__, "checks": {}}
+    failed = []
+
+    def record(name, ok, **values):
+        report["checks"][name] = {"ok": bool(ok), **values}
+        print(f"{'PASS' if ok else 'FAIL'} {name}: {values}", flush=True)
+        if not ok:
+            failed.append(name)
+
+    test = load_cifar10("test")
+    cpu_model, gpu_model = load_model(a.model, "cpu"), load_model(a.model, "cuda")
+
+    # 1. the same chip on both devices
+    w_cpu = AnalogChip(cpu_model, seed=3).weights_at(86_400.0)
+    w_gpu = AnalogChip(gpu_model, seed=3).weights_at(86_400.0)
+    diff = max(float((w_cpu[k] - w_gpu[k].cpu()).abs().max()) for k in w_cpu)
+    on_gpu = all(w.is_cuda for w in w_gpu.values())
+    record("same_chip_cpu_gpu", diff == 0.0 and on_gpu, max_abs_weight_difference=diff, weights_on_gpu=on_gpu)
+
+    # 2. accuracy agrees (different kernels: a few borderline images may flip)
+    for label, make in (("fp32", lambda m: m), ("analog_1day_gdc", lambda m: AnalogChip(m, seed=3).read(86_400.0))):
+        t0 = time.time()
+        p_gpu = predict(make(gpu_model), test)
+        t_gpu = time.time() - t0
+        t0 = time.time()
+        p_cpu = predict(make(cpu_model), test)
+        t_cpu = time.time() - t0
+        flips = int((p_gpu != p_cpu).sum())
+        acc = [100.0 * float((p == test.y).float().mean()) for p in (p_cpu, p_gpu)]
+        record(f"accuracy_{label}", flips <= 10, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
+               predictions_differing=flips, seconds_cpu=round(t_cpu, 2), seconds_gpu=round(t_gpu, 2))
+
+    # 3. training on CUDA (the test images stand in for training data: a smoke check, not a result)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    cfg = TrainConfig(depth=8, widths=(8, 8, 16), epochs=3, train_subset=5000, test_subset=1000,
+                      eta_tr=0.038, clip_alpha=2.0, device="cuda")
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.time()
+        straight = train(cfg, test, test, Path(d) / "straight", progress=False)
+        seconds = time.time() - t0
+        log = json.loads((Path(d) / "straight" / "log.json").read_text())["epochs"]
+        train(cfg, test, test, Path(d) / "resumed", progress=False, stop_after_epochs=1)
+        resumed = train(cfg, test, test, Path(d) / "resumed", progress=False)
+    losses = [r["train_loss"] for r in log]
+    same = max(float((p - q).abs().max()) for p, q in zip(straight.state_dict().values(),
+                                                          resumed.state_dict().values()))
+    on_gpu = next(straight.parameters()).is_cuda
+    record("noise_aware_training_cuda", losses[-1] < losses[0] and on_gpu, losses=losses,
+           seconds_3_epochs=round(seconds, 1))
+    record("resume_identical_cuda", same == 0.0, max_abs_difference=same)
+
+    Path(a.report).write_text(json.dumps(report, indent=1))
+    print(f"wrote {a.report}; {len(failed)} failed: {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
