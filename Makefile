@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WIDGETS_JS := book/_static/jupyter-widgets/embed-amd.js
 BUILD_FLAGS := --all -W -n --keep-going
 
-.PHONY: setup widgets-js browser book book-fast test test-unit benchmark reproduce reproduce-fast clean
+.PHONY: setup widgets-js browser book book-fast test test-unit benchmark reproduce reproduce-fast studies clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,10 @@ benchmark: setup
 # Regenerate both models and all results from scratch (hours on a 2-core CPU, minutes on a GPU).
 reproduce: setup
 	$(PY) scripts/reproduce.py
+
+# Which part of the PCM model costs accuracy (studies of the results note; minutes on a GPU).
+studies: setup
+	$(PY) scripts/studies.py
 
 # The same pipeline on tiny subsets (a couple of minutes): proves it runs end to end.
 reproduce-fast: setup

@@ -33,7 +33,9 @@ ALLOWED_CONSOLE = [re.compile(r"Identifier '(thebe_config|THEBE_JS_URL)' has alr
 STATIC_SLIDERS = [("book/02_pcm_device", "time after programming"),
                   ("book/02_pcm_device", None),  # the first slider of the page
                   ("book/01_crossbars", None),
-                  ("book/03_mapping", None)]
+                  ("book/03_mapping", None),
+                  ("book/07_reproducing_the_figure", "time after programming"),
+                  ("book/08_beyond_the_paper", "drift_scale")]
 
 pytestmark = pytest.mark.book
 
