@@ -209,3 +209,16 @@ def load_split(path: str | os.PathLike) -> Split:
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (3, 32, 32) or y.shape != (len(x),):
         raise DataError(f"{path}: expected uint8 x [N, 3, 32, 32] and N labels, got {x.dtype} {x.shape}, {y.shape}")
     return Split(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
+
+
+def calibration_batch(split: Split, n: int, seed: int = 0, augmented: bool = True) -> torch.Tensor:
+    """``n`` class-balanced images of ``split``, normalized, for BatchNorm re-estimation (AdaBS).
+
+    ``split`` is used as it is when it holds exactly ``n`` images. ``augmented`` applies the
+    training augmentation (random crop and flip, seeded by ``seed``), so that the re-estimated
+    statistics are those the network was trained with: un-augmented training images shift
+    them, which cost our ResNet-32s about 3 points of accuracy even without any PCM.
+    """
+    sub = split if len(split) == n else split.subset(n, seed=seed)
+    x = augment(sub.x, torch.Generator().manual_seed(seed)) if augmented else sub.x
+    return normalize(x)

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import Split, normalize
+from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
 from .pcm import PCMParams, check_time
@@ -55,13 +55,15 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      test_subset: int = 0, calibration_split: Split | None = None,
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
                      compile: bool = False, fp32_accuracy: float | None = None,
-                     batch_size: int = 1000) -> dict:
+                     batch_size: int = 1000, calibration_augmented: bool = True) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
     ``"adabs"`` (then ``calibration_split``, e.g. the training set, provides
     ``calibration_images`` images for BN re-estimation: a class-balanced subset drawn with
-    ``seed``, or the split itself if it holds exactly ``calibration_images`` images). Returns a JSON-ready dict with the
+    ``seed``, or the split itself if it holds exactly ``calibration_images`` images; augmented
+    like the training batches unless ``calibration_augmented=False``, see
+    :func:`aimc_lib.data.calibration_batch`). Returns a JSON-ready dict with the
     summary per time (mean, std over chips), every chip's value, and full metadata.
     ``compile=True`` runs inference through ``torch.compile`` (about 1.6x faster on CPU after a
     one-off compilation of tens of seconds; worth it for long grids). ``fp32_accuracy``, if
@@ -80,10 +82,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     if compensation == "adabs":
         if calibration_split is None:
             raise ValueError("compensation 'adabs' needs calibration_split (e.g. the training set)")
-        calib = calibration_split
-        if len(calib) != calibration_images:  # a split of exactly that size is used as it is
-            calib = calibration_split.subset(calibration_images, seed=seed)
-        calib_x = normalize(calib.x)
+        calib_x = calibration_batch(calibration_split, calibration_images, seed=seed,
+                                    augmented=calibration_augmented)
     t_start = time.time()
     per_chip = np.zeros((n_chips, len(times)))
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
@@ -107,6 +107,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             "test_images": len(test),
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
             "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
+            "calibration_augmented": calibration_augmented if calib_x is not None else None,
             "aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
             "machine": platform.machine(), "threads": torch.get_num_threads(),
             "device": device_description(next(model.parameters()).device),

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from aimc_lib.data import load_cifar10, load_split, save_split  # noqa: E402
 from aimc_lib.evaluation import accuracy  # noqa: E402
-from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, save_results  # noqa: E402
+from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, load_results, save_results  # noqa: E402
 from aimc_lib.plotting import paper_figure  # noqa: E402
 from aimc_lib.zoo import RESULTS_DIR, load_model, publish  # noqa: E402
 from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
@@ -49,6 +49,8 @@ def main(argv=None) -> int:
                     help="skip training and publishing: run steps 4-5 on the shipped models")
     ap.add_argument("--calibration", help="AdaBS calibration images (.npz from --write-calibration)")
     ap.add_argument("--write-calibration", metavar="NPZ", help="save the AdaBS calibration images and exit")
+    ap.add_argument("--only", nargs="+", metavar="MODEL_COMP", choices=[f"{n}_{c}" for n, c in DRIFT_RUNS],
+                    help="recompute only these results (e.g. resnet32-custom_adabs); the others are read back")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if a.threads:
@@ -89,6 +91,9 @@ def main(argv=None) -> int:
     results = {}
     for name, comp in DRIFT_RUNS:
         path = results_dir / f"{name}_{comp}.json"
+        if a.only and f"{name}_{comp}" not in a.only:
+            results[(name, comp)] = load_results(path)
+            continue
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
                                calibration_images=calibration_images, model_name=name,

@@ -41,6 +41,10 @@ def main() -> int:
                 if f.exists():
                     variants[f"{label}, {v}"] = load_results(f)
         print(markdown_table(variants, TIMES))
+        adabs = {"custom training, AdaBS (augmented calibration images, shipped)": zoo.results("resnet32-custom_adabs"),
+                 "custom training, AdaBS (un-augmented calibration images)":
+                     load_results(studies / "resnet32-custom_adabs_unaugmented-calibration.json")}
+        print(markdown_table(adabs, TIMES))
         noise = json.loads((studies / "weight_noise.json").read_text())
         etas = next(iter(noise.values()))["etas"]
         print("| eta (% of max abs W) | " + " | ".join(noise) + " |")
