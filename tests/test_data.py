@@ -78,3 +78,15 @@ def test_saved_split_round_trip_and_bad_files(tmp_path, cifar_test):
     np.savez(tmp_path / "hwc.npz", x=np.zeros((4, 32, 32, 3), np.uint8), y=np.zeros(4, np.uint8))
     with pytest.raises(DataError, match=r"uint8 x \[N, 3, 32, 32\]"):
         load_split(tmp_path / "hwc.npz")
+
+
+def test_calibration_batch(cifar_train):
+    from aimc_lib.data import calibration_batch
+    a = calibration_batch(cifar_train, 200, seed=0)
+    assert a.shape == (200, 3, 32, 32) and a.dtype == torch.float32
+    assert torch.equal(a, calibration_batch(cifar_train, 200, seed=0))        # seeded
+    raw = calibration_batch(cifar_train, 200, seed=0, augmented=False)
+    assert not torch.equal(a, raw)                                             # cropped / flipped
+    sub = cifar_train.subset(200, seed=0)
+    assert torch.equal(raw, normalize(sub.x))                                  # the same images
+    assert torch.equal(calibration_batch(sub, 200, augmented=False), raw)      # a split of size n: as it is

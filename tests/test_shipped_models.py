@@ -85,3 +85,20 @@ def test_committed_one_day_points_are_what_the_code_produces(name, cifar_test):
         acc = accuracy(chip.read_into(analog, DAY_S, "gdc"), cifar_test)
         # the committed grid may have run on another device: a few borderline images may flip
         assert abs(acc - res["per_chip"][k][j]) <= 0.05, (k, acc, res["per_chip"][k][j])
+
+
+def test_adabs_calibration_images_must_be_augmented(cifar_train, cifar_test):
+    """Re-estimating BatchNorm statistics of the digital network: augmented calibration images
+    (as in training) keep its accuracy, un-augmented ones cost points (the reason AdaBS augments)."""
+    from aimc_lib.data import calibration_batch
+    from aimc_lib.mapping import reestimate_bn_statistics
+    model = aimc_lib.pretrained("resnet32-fp32")
+    test = cifar_test.subset(2000, seed=0)
+    base = accuracy(model, test)
+    acc = {}
+    for augmented in (True, False):
+        m = copy.deepcopy(model)
+        reestimate_bn_statistics(m, calibration_batch(cifar_train, 2000, seed=0, augmented=augmented))
+        acc[augmented] = accuracy(m, test)
+    assert abs(acc[True] - base) < 0.5, (base, acc)
+    assert acc[False] < base - 1.5, (base, acc)
