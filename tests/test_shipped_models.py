@@ -102,3 +102,19 @@ def test_adabs_calibration_images_must_be_augmented(cifar_train, cifar_test):
         acc[augmented] = accuracy(m, test)
     assert abs(acc[True] - base) < 0.5, (base, acc)
     assert acc[False] < base - 1.5, (base, acc)
+
+
+def test_results_note_tables_are_the_committed_numbers(capsys):
+    """Every table row that scripts/results_tables.py prints from the committed files is in RESULTS.md."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("results_tables", root / "scripts" / "results_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    note = (root / "RESULTS.md").read_text()
+    assert len(rows) > 30
+    missing = [r for r in rows if r not in note]
+    assert not missing, missing
