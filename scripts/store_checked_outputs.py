@@ -31,6 +31,7 @@ def store(path: str) -> int:
         else:
             cell.outputs = []
             cell.execution_count = None
+        cell.metadata.pop("execution", None)  # run timestamps: noise in every diff
     nb.metadata.pop("widgets", None)
     nbformat.write(nb, path)
     return kept
