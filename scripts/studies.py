@@ -7,6 +7,7 @@ Writes into ``aimc_lib/results/studies/``:
 
 * ``weight_noise.json``: accuracy of each model under Gaussian weight noise ``eta * max|W_l|``
   per layer, ``eta`` from 0 to 10 % (the noise axis of the paper's Fig. 2c);
+* ``eta_sweep.json``: written by ``scripts/eta_sweep.py`` (short fine-tunes per eta_tr);
 * ``{model}_gdc_{variant}.json``: accuracy vs time with GDC when one part of the PCM model is
   changed, to see which part costs the accuracy:
 
