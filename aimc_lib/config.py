@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -24,3 +25,22 @@ def sizes() -> dict:
     # live_*: spot checks of committed results (a few minutes on a 2-core laptop)
     return {"test_images": 10_000, "train_images": 50_000, "chips": 10, "epochs": 3,
             "calibration_images": 2000, "devices": 200_000, "live_chips": 3, "live_test_images": 2000}
+
+
+def device_description(device: torch.device | str) -> str:
+    """Where a computation ran, in words: ``"cpu (x86_64)"`` or ``"cuda (NVIDIA H200)"``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({platform.machine()})"
+
+
+def strict_fp32() -> None:
+    """Plain FP32 arithmetic on GPUs (no TF32), so that GPU results agree with a CPU's."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def eval_batch_size(device: torch.device | str) -> int:
+    """Images per inference pass: the whole test set at once on a GPU, 1,000 on a CPU."""
+    return 10_000 if torch.device(device).type == "cuda" else 1000

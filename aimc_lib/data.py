@@ -123,6 +123,11 @@ def verify(x: np.ndarray, y: np.ndarray, split: str, check_sha256: bool = True) 
             raise DataError(f"CIFAR-10 {split}: pixel checksum mismatch (data corrupted). {_HOW_TO_GET}")
 
 
+def split_from_nhwc(x: np.ndarray, y: np.ndarray) -> Split:
+    """CIFAR-10 arrays as stored (``x`` uint8 ``[N, 32, 32, 3]``, ``y`` ``[N]``) -> a :class:`Split`."""
+    return Split(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y.astype(np.int64)))
+
+
 _CACHE: dict = {}
 
 
@@ -149,7 +154,7 @@ def load_cifar10(split: str = "test", path: str | os.PathLike | None = None,
     else:
         raise DataError(f"CIFAR-10 location unknown. {_HOW_TO_GET}")
     verify(x, y, split, check_sha256)
-    out = Split(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y.astype(np.int64)))
+    out = split_from_nhwc(x, y)
     _CACHE[key] = out
     return out
 

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
+from .config import device_description
 from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
@@ -31,14 +32,6 @@ YEAR_S = 365 * DAY_S
 HOUR_S = 3600.0
 #: One point per decade over the figure's range 1e-5 ... 1e5 s, plus 1 hour, 1 day, 1 month and 1 year.
 DEFAULT_TIMES_S = sorted([10.0 ** k for k in range(-5, 6)] + [HOUR_S, DAY_S, MONTH_S, YEAR_S])
-
-
-def device_description(device: torch.device | str) -> str:
-    """Where a computation ran, in words: ``"cpu (x86_64)"`` or ``"cuda (NVIDIA H200)"``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"{device.type} ({platform.machine()})"
 
 
 def model_sha256(model: nn.Module) -> str:

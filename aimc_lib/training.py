@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoints import load_state, save_atomic
+from .config import device_description
 from .data import Split, batches
 from .evaluation import accuracy
 from .models import analog_layers, crossbar_matrix, resnet
@@ -163,7 +164,6 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
 def hardware_description(device: str | torch.device = "cpu") -> str:
     """The machine a run used, in words, e.g. ``"cpu (x86_64), 2 threads"`` or ``"cuda (NVIDIA H200)"``."""
-    from .experiments import device_description
     desc = device_description(device)
     return desc if torch.device(device).type == "cuda" else f"{desc}, {torch.get_num_threads()} threads"
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from aimc_lib.data import load_cifar10  # noqa: E402
 from aimc_lib.evaluation import predict  # noqa: E402
-from aimc_lib.experiments import device_description  # noqa: E402
+from aimc_lib.config import device_description, strict_fp32  # noqa: E402
 from aimc_lib.mapping import AnalogChip  # noqa: E402
 from aimc_lib.training import TrainConfig, train  # noqa: E402
 from aimc_lib.zoo import load_model  # noqa: E402
@@ -39,8 +39,7 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check", file=sys.stderr)
         return 2
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    strict_fp32()  # no TF32: GPU results agree with a CPU's
     report = {"device": device_description("cuda"), "torch": torch.__version__, "checks": {}}
     failed = []
 
@@ -69,7 +68,7 @@ def main(argv=None) -> int:
         p_cpu = predict(make(cpu_model), test)
         t_cpu = time.time() - t0
         flips = int((p_gpu != p_cpu).sum())
-        acc = [100.0 * float((p == test.y).float().mean()) for p in (p_cpu, p_gpu)]
+        acc = [100.0 * int((p == test.y).sum()) / len(test) for p in (p_cpu, p_gpu)]
         record(f"accuracy_{label}", flips <= 10, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
                predictions_differing=flips, seconds_cpu=round(t_cpu, 2), seconds_gpu=round(t_gpu, 2))
 

@@ -24,8 +24,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aimc_lib.data import Split, load_cifar10  # noqa: E402
-from aimc_lib.experiments import accuracy_under_weight_noise, device_description  # noqa: E402
+from aimc_lib.data import load_cifar10, split_from_nhwc  # noqa: E402
+from aimc_lib.config import device_description, eval_batch_size, strict_fp32  # noqa: E402
+from aimc_lib.experiments import accuracy_under_weight_noise  # noqa: E402
 from aimc_lib.training import custom_config, train  # noqa: E402
 from aimc_lib.zoo import RESULTS_DIR, WEIGHTS_DIR, manifest  # noqa: E402
 
@@ -43,12 +44,11 @@ def main(argv=None) -> int:
     ap.add_argument("--test-images", type=int, default=0, help="a smoke run: evaluate on this many images")
     ap.add_argument("--out", default=str(RESULTS_DIR / "studies" / "eta_sweep.json"))
     a = ap.parse_args(argv)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    strict_fp32()  # no TF32: GPU results agree with a CPU's
     test = load_cifar10("test")
     if a.train_npz:
         with np.load(a.train_npz) as d:
-            tr = Split(torch.from_numpy(d["x"]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(d["y"].astype(np.int64)))
+            tr = split_from_nhwc(d["x"], d["y"])
     else:
         tr = load_cifar10("train")
     if a.train_images:
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as d:
             model = train(cfg, tr, test, d, progress=False)
         res = accuracy_under_weight_noise(model, test, ETA_INF, n_repeats=a.repeats,
-                                          batch_size=10_000 if a.device == "cuda" else 1000)
+                                          batch_size=eval_batch_size(a.device))
         out["runs"][f"{eta:g}"] = {**res, "train_seconds": round(time.time() - t0, 1)}
         print(f"eta_tr {eta:.3f}: " + "  ".join(f"{100 * e:g}%: {m:.2f}" for e, m in zip(ETA_INF, res["mean"])), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

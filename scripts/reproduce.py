@@ -27,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
 from aimc_lib.data import load_cifar10, load_split, save_split  # noqa: E402
 from aimc_lib.evaluation import accuracy  # noqa: E402
 from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, load_results, save_results  # noqa: E402
@@ -52,12 +53,12 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", metavar="MODEL_COMP", choices=[f"{n}_{c}" for n, c in DRIFT_RUNS],
                     help="recompute only these results (e.g. resnet32-custom_adabs); the others are read back")
     a = ap.parse_args(argv)
+    if a.calibration and not a.results_only:
+        ap.error("--calibration replaces the training set: use it with --results-only")
     out = Path(a.out)
     if a.threads:
         torch.set_num_threads(a.threads)
-    # Full fp32 arithmetic on GPUs too (no TF32), so results agree with a CPU's.
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    strict_fp32()  # no TF32: GPU results agree with a CPU's
     tiny = dict(depth=8, widths=(8, 8, 16), epochs=1, train_subset=1280, test_subset=500) if a.fast else {}
     common = dict(device=a.device, threads=a.threads, **tiny)
     calibration_images = 500 if a.fast else 2000
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
                                calibration_images=calibration_images, model_name=name,
-                               batch_size=10_000 if a.device == "cuda" else 1000,
+                               batch_size=eval_batch_size(a.device),
                                compile=not a.fast and a.device == "cpu")
         save_results(res, path)
         results[(name, comp)] = res

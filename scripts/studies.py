@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
 from aimc_lib.data import load_cifar10  # noqa: E402
 from aimc_lib.experiments import (DEFAULT_TIMES_S, accuracy_under_weight_noise,  # noqa: E402
                                   accuracy_vs_time, save_results)
@@ -50,15 +51,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=10, help="noise draws per eta")
     ap.add_argument("--out", default=str(RESULTS_DIR / "studies"))
     a = ap.parse_args(argv)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    strict_fp32()  # no TF32: GPU results agree with a CPU's
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     test = load_cifar10("test")
     models = {name: load_model(name, a.device) for name in MODELS}
 
-    batch = 10_000 if a.device == "cuda" else 1000
-    noise = {name: accuracy_under_weight_noise(m, test, ETAS, n_repeats=a.repeats, progress=True, batch_size=batch)
+    noise = {name: accuracy_under_weight_noise(m, test, ETAS, n_repeats=a.repeats, progress=True,
+                                             batch_size=eval_batch_size(a.device))
              for name, m in models.items()}
     (out / "weight_noise.json").write_text(json.dumps(noise, indent=1))
     print(f"wrote {out / 'weight_noise.json'}", flush=True)
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         for name, m in models.items():
             res = accuracy_vs_time(m, test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="gdc",
                                    params=params, model_name=name, compile=a.device == "cpu",
-                                   batch_size=batch)
+                                   batch_size=eval_batch_size(a.device))
             res["meta"]["variant"] = variant
             save_results(res, out / f"{name}_gdc_{variant}.json")
             print(f"wrote {out / f'{name}_gdc_{variant}.json'}", flush=True)
