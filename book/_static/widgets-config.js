@@ -28,4 +28,24 @@
       if (v && typeof v === "object" && v.version && !v.Hub) { v.Hub = hub; }
     }
   });
+
+  // 4. A Stack (the frames of a precomputed slider) posts a queued resize message to the child it
+  //    has just shown; when the slider moves again before the message loop runs, that child is
+  //    disposed first and @jupyter-widgets/base 6 throws "Cannot read properties of null (reading
+  //    'processLuminoMessage')". A disposed widget has no view left to tell: drop the message.
+  //    (The widget modules are defined by embed-amd.js, which has run by DOMContentLoaded.)
+  document.addEventListener("DOMContentLoaded", function () {
+    if (typeof window.require !== "function") { return; }
+    window.require(["@jupyter-widgets/base"], function (widgetsBase) {
+      [widgetsBase.JupyterLuminoWidget, widgetsBase.JupyterLuminoPanelWidget].forEach(function (cls) {
+        if (!cls || cls.prototype.__aimcDisposedGuard) { return; }
+        var processMessage = cls.prototype.processMessage;
+        cls.prototype.processMessage = function (msg) {
+          if (this._view === null || this._view === undefined) { return; }
+          return processMessage.call(this, msg);
+        };
+        cls.prototype.__aimcDisposedGuard = true;
+      });
+    });
+  });
 })();
