@@ -16,7 +16,11 @@ def predict(model: nn.Module, split: Split, batch_size: int = 1000, device=None)
         return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(split, batch_size, device)])
 
 
+def percent_correct(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of ``pred`` equal to ``labels``, in percent (exactly 100 * correct / images)."""
+    return 100.0 * int((pred == labels).sum()) / len(labels)
+
+
 def accuracy(model: nn.Module, split: Split, batch_size: int = 1000, device=None) -> float:
     """Top-1 accuracy in percent on ``split`` (exactly 100 * correct / images)."""
-    pred = predict(model, split, batch_size, device)
-    return 100.0 * int((pred == split.y).sum()) / len(split)
+    return percent_correct(predict(model, split, batch_size, device), split.y)

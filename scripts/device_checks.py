@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aimc_lib.data import load_cifar10  # noqa: E402
-from aimc_lib.evaluation import predict  # noqa: E402
+from aimc_lib.evaluation import percent_correct, predict  # noqa: E402
+from aimc_lib.experiments import DAY_S  # noqa: E402
 from aimc_lib.config import device_description, strict_fp32  # noqa: E402
 from aimc_lib.mapping import AnalogChip  # noqa: E402
 from aimc_lib.training import TrainConfig, train  # noqa: E402
@@ -53,14 +54,14 @@ def main(argv=None) -> int:
     cpu_model, gpu_model = load_model(a.model, "cpu"), load_model(a.model, "cuda")
 
     # 1. the same chip on both devices
-    w_cpu = AnalogChip(cpu_model, seed=3).weights_at(86_400.0)
-    w_gpu = AnalogChip(gpu_model, seed=3).weights_at(86_400.0)
+    w_cpu = AnalogChip(cpu_model, seed=3).weights_at(DAY_S)
+    w_gpu = AnalogChip(gpu_model, seed=3).weights_at(DAY_S)
     diff = max(float((w_cpu[k] - w_gpu[k].cpu()).abs().max()) for k in w_cpu)
     on_gpu = all(w.is_cuda for w in w_gpu.values())
     record("same_chip_cpu_gpu", diff == 0.0 and on_gpu, max_abs_weight_difference=diff, weights_on_gpu=on_gpu)
 
     # 2. accuracy agrees (different kernels: a few borderline images may flip)
-    for label, make in (("fp32", lambda m: m), ("analog_1day_gdc", lambda m: AnalogChip(m, seed=3).read(86_400.0))):
+    for label, make in (("fp32", lambda m: m), ("analog_1day_gdc", lambda m: AnalogChip(m, seed=3).read(DAY_S))):
         t0 = time.time()
         p_gpu = predict(make(gpu_model), test)
         t_gpu = time.time() - t0
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
         p_cpu = predict(make(cpu_model), test)
         t_cpu = time.time() - t0
         flips = int((p_gpu != p_cpu).sum())
-        acc = [100.0 * int((p == test.y).sum()) / len(test) for p in (p_cpu, p_gpu)]
+        acc = [percent_correct(p, test.y) for p in (p_cpu, p_gpu)]
         record(f"accuracy_{label}", flips <= 10, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
                predictions_differing=flips, seconds_cpu=round(t_cpu, 2), seconds_gpu=round(t_gpu, 2))
 

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
 from aimc_lib.data import load_cifar10, load_split, save_split  # noqa: E402
 from aimc_lib.evaluation import accuracy  # noqa: E402
-from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, load_results, save_results  # noqa: E402
+from aimc_lib.experiments import (DAY_S, DEFAULT_TIMES_S, HOUR_S, accuracy_vs_time, load_results,  # noqa: E402
+                                  save_results)
 from aimc_lib.plotting import paper_figure  # noqa: E402
 from aimc_lib.zoo import RESULTS_DIR, load_model, publish  # noqa: E402
 from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
         models[name] = (model, acc)
         print(f"{name}: {acc:.2f} % on {len(test)} test images", flush=True)
 
-    times = [1.0, 3600.0, 86400.0] if a.fast else DEFAULT_TIMES_S
+    times = [1.0, HOUR_S, DAY_S] if a.fast else DEFAULT_TIMES_S
     chips = 2 if a.fast else a.chips
     results = {}
     for name, comp in DRIFT_RUNS:

@@ -1,5 +1,6 @@
 """The full pipeline (train FP32, fine-tune custom, publish, drift, figure) end to end on tiny subsets."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
-    env_cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--fast", "--out", str(tmp_path)]
-    proc = subprocess.run(env_cmd, capture_output=True, text=True, env={**__import__("os").environ, "AIMC_DATA": data_path})
+    def run(*args):
+        cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--fast", "--out", str(tmp_path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "AIMC_DATA": data_path})
+
+    proc = run()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "weights" / "manifest.json").read_text())
     assert set(manifest) == {"resnet32-fp32", "resnet32-custom"}
@@ -28,8 +32,6 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
     # Steps 4-5 alone, on a machine with only the test set and the saved calibration images,
     # give the same numbers (how the committed grids were run on a lent GPU).
     cal = tmp_path / "cal.npz"
-    run = lambda *args: subprocess.run(env_cmd + list(args), capture_output=True, text=True,  # noqa: E731
-                                       env={**__import__("os").environ, "AIMC_DATA": data_path})
     proc = run("--write-calibration", str(cal))
     assert proc.returncode == 0 and cal.stat().st_size > 100_000, proc.stderr[-3000:]
     first = {p.name: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
