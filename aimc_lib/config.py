@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import datetime, timezone
 
 import torch
+
+from ._version import __version__
 
 
 def fast_mode() -> bool:
@@ -44,3 +47,14 @@ def strict_fp32() -> None:
 def eval_batch_size(device: torch.device | str) -> int:
     """Images per inference pass: the whole test set at once on a GPU, 1,000 on a CPU."""
     return 10_000 if torch.device(device).type == "cuda" else 1000
+
+
+def provenance(device: torch.device | str = "cpu") -> dict:
+    """Where and with what a result was computed: versions, machine, threads, device and UTC time.
+
+    The one provenance record shared by results, training runs, shipped models and benchmarks.
+    """
+    return {"aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
+            "machine": platform.machine(), "threads": torch.get_num_threads(),
+            "device": device_description(device),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}

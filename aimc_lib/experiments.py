@@ -1,6 +1,6 @@
 """Accuracy vs time after programming: the experiment behind the paper's drift figure.
 
-Protocol (SCIENCE.md section 6): each repetition is one simulated chip, programmed once
+Protocol: each repetition is one simulated chip, programmed once
 (programming noise and drift exponents drawn once) and then read at every time of the grid with
 fresh read noise, in increasing time order, as the hardware experiment does.
 """
@@ -8,30 +8,22 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
-import platform
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__
-from .config import device_description
+from .config import provenance
 from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
 from .pcm import PCMParams, check_time
+from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)
+from .times import DAY_S, DEFAULT_TIMES_S, HOUR_S, MINUTE_S, MONTH_S, REPORT_TIMES_S, YEAR_S  # noqa: F401
+from .weight_noise import noisy_weights
 
-DAY_S = 86_400.0
-MONTH_S = 30 * DAY_S
-YEAR_S = 365 * DAY_S
-HOUR_S = 3600.0
-#: One point per decade over the figure's range 1e-5 ... 1e5 s, plus 1 hour, 1 day, 1 month and 1 year.
-DEFAULT_TIMES_S = sorted([10.0 ** k for k in range(-5, 6)] + [HOUR_S, DAY_S, MONTH_S, YEAR_S])
 
 
 def model_sha256(model: nn.Module) -> str:
@@ -101,58 +93,10 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
             "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "calibration_augmented": calibration_augmented if calib_x is not None else None,
-            "aimc_lib": __version__, "torch": str(torch.__version__), "python": platform.python_version(),
-            "machine": platform.machine(), "threads": torch.get_num_threads(),
-            "device": device_description(next(model.parameters()).device),
+            **provenance(next(model.parameters()).device),
             "wall_seconds": round(time.time() - t_start, 1), "compiled": compile,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }
-
-
-def save_results(res: dict, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(res, indent=1))
-
-
-def load_results(path) -> dict:
-    res = json.loads(Path(path).read_text())
-    for key in ("times_s", "mean", "std", "per_chip", "meta"):
-        if key not in res:
-            raise ValueError(f"{path} is not an accuracy-vs-time result (no {key!r})")
-    return res
-
-
-def value_at(res: dict, t_s: float) -> tuple[float, float]:
-    """(mean, std) accuracy of a result at the grid time closest to ``t_s`` (log distance)."""
-    times = np.asarray(res["times_s"], dtype=float)
-    j = int(np.argmin(np.abs(np.log10(np.maximum(times, 1e-12)) - np.log10(max(t_s, 1e-12)))))
-    return res["mean"][j], res["std"][j]
-
-
-#: The times the results note reports (1 s, 1 h, 1 day, 1 month and 1 year after programming).
-REPORT_TIMES_S = {"1 s": 1.0, "1 h": HOUR_S, "1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
-
-
-def _exact_index(res: dict, t_s: float) -> int:
-    for j, t in enumerate(res["times_s"]):
-        if abs(t - t_s) <= 1e-9 * max(1.0, t_s):
-            return j
-    raise ValueError(f"time {t_s} s is not on this result's grid {res['times_s']}")
-
-
-def markdown_table(results: dict[str, dict], times: dict[str, float] = REPORT_TIMES_S) -> str:
-    """A markdown table of mean +- std accuracy (%) over chips, one row per labelled result."""
-    head = "| model / compensation | chips | " + " | ".join(times) + " |"
-    sep = "| --- | --- | " + " | ".join("---" for _ in times) + " |"
-    rows = [head, sep]
-    for label, res in results.items():
-        cells = []
-        for t in times.values():
-            j = _exact_index(res, t)
-            cells.append(f"{res['mean'][j]:.2f} +- {res['std'][j]:.2f}")
-        rows.append(f"| {label} | {res['meta']['n_chips']} | " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
 
 
 def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: int = 3, seed: int = 0,
@@ -164,8 +108,6 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
     ``test_subset``: evaluate on a class-balanced subset of that many images (0 = all).
     Returns ``{"etas", "mean", "std", "per_repeat"}``.
     """
-    from .training import noisy_weights
-
     if n_repeats < 1:
         raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
     etas = [float(e) for e in etas]

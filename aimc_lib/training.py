@@ -26,12 +26,12 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from . import __version__
 from .checkpoints import load_state, save_atomic
-from .config import device_description
+from .config import device_description, provenance
 from .data import Split, batches
 from .evaluation import accuracy
-from .models import analog_layers, crossbar_matrix, resnet
+from .models import analog_layers, resnet
+from .weight_noise import clip_weights, noisy_weights  # noqa: F401 (part of this module's API)
 
 
 @dataclass
@@ -80,29 +80,6 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
         return cfg.lr_max * (0.1 + 0.9 * step / warm)
     frac = (step - warm) / max(1, total_steps - warm)
     return cfg.lr_max * 0.5 * (1 + math.cos(math.pi * frac))
-
-
-def noisy_weights(model: nn.Module, eta: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """``{param_name: W + eta * max|W_l| * xi}`` for every analog layer; differentiable in ``W``."""
-    out = {}
-    for name, layer in analog_layers(model).items():
-        scale = eta * crossbar_matrix(layer).abs().max()  # detached: noise is not differentiated
-        for pname in ("weight", "bias"):
-            p = getattr(layer, pname, None)
-            if p is not None:
-                xi = torch.randn(p.shape, generator=generator, device=p.device)
-                out[f"{name}.{pname}"] = p + scale * xi
-    return out
-
-
-@torch.no_grad()
-def clip_weights(model: nn.Module, alpha: float) -> None:
-    """Clip each analog layer (weight and bias together) to +- alpha * std(W_l), in place."""
-    for layer in analog_layers(model).values():
-        bound = float(alpha * crossbar_matrix(layer).std())
-        layer.weight.clamp_(-bound, bound)
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.clamp_(-bound, bound)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -220,8 +197,7 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
         (run_dir / "log.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "epochs": log}, indent=1))
     if len(log) == cfg.epochs:
         meta = {"config": dataclasses.asdict(cfg), "test_acc": log[-1]["test_acc"], "epochs": cfg.epochs,
-                "train_seconds": round(sum(r["seconds"] for r in log), 1), "aimc_lib": __version__,
-                "torch": str(torch.__version__), "threads": torch.get_num_threads(),
-                "hardware": hardware_description(cfg.device)}
+                "train_seconds": round(sum(r["seconds"] for r in log), 1),
+                **provenance(cfg.device), "hardware": hardware_description(cfg.device)}
         save_atomic({"model": model.state_dict(), "meta": meta}, run_dir / "model.pt")
     return model

@@ -15,6 +15,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_into, load_state, sha256_file
 from .models import resnet
+from .result_files import load_results
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -64,7 +65,6 @@ def training_log(name: str) -> dict:
 
 def results(name: str) -> dict:
     """A committed accuracy-vs-time result, e.g. ``results("resnet32-custom_gdc")``."""
-    from .experiments import load_results
     path = RESULTS_DIR / f"{name}.json"
     if not path.exists():
         have = sorted(p.stem for p in RESULTS_DIR.glob("*.json")) if RESULTS_DIR.exists() else []

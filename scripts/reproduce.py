@@ -33,11 +33,11 @@ from aimc_lib.evaluation import accuracy  # noqa: E402
 from aimc_lib.experiments import (DAY_S, DEFAULT_TIMES_S, HOUR_S, accuracy_vs_time, load_results,  # noqa: E402
                                   save_results)
 from aimc_lib.plotting import paper_figure  # noqa: E402
+from aimc_lib.result_files import COMMITTED_RESULTS  # noqa: E402
 from aimc_lib.zoo import RESULTS_DIR, load_model, publish  # noqa: E402
 from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
 
-DRIFT_RUNS = [("resnet32-fp32", "gdc"), ("resnet32-custom", "gdc"), ("resnet32-custom", "none"),
-              ("resnet32-custom", "adabs"), ("resnet32-fp32", "none")]
+DRIFT_RUNS = COMMITTED_RESULTS
 
 
 def main(argv=None) -> int:

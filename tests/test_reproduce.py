@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aimc_lib.result_files import COMMITTED_RESULTS, result_name
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,8 +22,8 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
     assert manifest["resnet32-custom"]["config"]["eta_tr"] > 0
     log = json.loads((tmp_path / "weights" / manifest["resnet32-fp32"]["log"]).read_text())
     assert len(log["epochs"]) == 1 and "test_acc" in log["epochs"][0]
-    for name in ("resnet32-fp32_gdc", "resnet32-custom_gdc", "resnet32-custom_none", "resnet32-custom_adabs"):
-        res = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+    for model, comp in COMMITTED_RESULTS:
+        res = json.loads((tmp_path / "results" / f"{result_name(model, comp)}.json").read_text())
         assert len(res["per_chip"]) == 2 and len(res["times_s"]) == 3
     assert (tmp_path / "results" / "figure.png").stat().st_size > 20_000
     assert (tmp_path / "results" / "figure.svg").exists()

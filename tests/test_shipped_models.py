@@ -11,10 +11,10 @@ from aimc_lib.evaluation import accuracy
 from aimc_lib.experiments import DAY_S, DEFAULT_TIMES_S, MONTH_S, YEAR_S, model_sha256
 from aimc_lib.mapping import AnalogChip
 from aimc_lib.pcm import PCMParams
+from aimc_lib.result_files import COMMITTED_RESULTS
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
-RESULTS = [("resnet32-fp32", "gdc"), ("resnet32-fp32", "none"), ("resnet32-custom", "gdc"),
-           ("resnet32-custom", "none"), ("resnet32-custom", "adabs")]
+RESULTS = COMMITTED_RESULTS
 
 
 def test_manifest_records_both_models():

@@ -1,0 +1,35 @@
+"""Gaussian weight noise and weight clipping on the analog layers: used by training and by experiments.
+
+Noise is relative to each layer's largest weight, as programming noise is relative to G_max:
+``W + eta * max|W_l| * xi`` with ``xi ~ N(0, 1)`` (conv weight, or FC weight and bias as one
+crossbar). Clipping bounds each layer to ``+- alpha * std(W_l)``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .models import analog_layers, crossbar_matrix
+
+
+def noisy_weights(model: nn.Module, eta: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """``{param_name: W + eta * max|W_l| * xi}`` for every analog layer; differentiable in ``W``."""
+    out = {}
+    for name, layer in analog_layers(model).items():
+        scale = eta * crossbar_matrix(layer).abs().max()  # detached: noise is not differentiated
+        for pname in ("weight", "bias"):
+            p = getattr(layer, pname, None)
+            if p is not None:
+                xi = torch.randn(p.shape, generator=generator, device=p.device)
+                out[f"{name}.{pname}"] = p + scale * xi
+    return out
+
+
+@torch.no_grad()
+def clip_weights(model: nn.Module, alpha: float) -> None:
+    """Clip each analog layer (weight and bias together) to +- alpha * std(W_l), in place."""
+    for layer in analog_layers(model).values():
+        bound = float(alpha * crossbar_matrix(layer).std())
+        layer.weight.clamp_(-bound, bound)
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.clamp_(-bound, bound)
