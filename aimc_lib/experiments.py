@@ -20,6 +20,7 @@ from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
 from .pcm import PCMParams, check_time
+from .periphery import Periphery
 from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)
 from .times import DAY_S, DEFAULT_TIMES_S, HOUR_S, MINUTE_S, MONTH_S, REPORT_TIMES_S, YEAR_S  # noqa: F401
 from .weight_noise import noisy_weights
@@ -40,7 +41,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      test_subset: int = 0, calibration_split: Split | None = None,
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
                      compile: bool = False, fp32_accuracy: float | None = None,
-                     batch_size: int = 1000, calibration_augmented: bool = True) -> dict:
+                     batch_size: int = 1000, calibration_augmented: bool = True,
+                     periphery: Periphery | None = None) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
@@ -54,7 +56,11 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     one-off compilation of tens of seconds; worth it for long grids). ``fp32_accuracy``, if
     given, is recorded as the digital baseline instead of being measured again on ``test``.
     ``batch_size``: images per forward pass (on a GPU, the whole test set at once is fastest).
+    ``periphery``: converters and output noise of every analog layer (:mod:`aimc_lib.periphery`;
+    ``None`` = ideal). A chip's conductances do not depend on it, so results with different
+    peripheries and the same ``seed`` are paired chip by chip.
     """
+    periphery = periphery or Periphery.ideal()
     check_compensation(compensation)
     times = [check_time(t) for t in times_s]
     if sorted(times) != times:
@@ -73,12 +79,15 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     per_chip = np.zeros((n_chips, len(times)))
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
     analog_model = copy.deepcopy(model).eval()  # one model, its weights overwritten at every read
-    runner = torch.compile(analog_model) if compile else analog_model
+    runner = torch.compile(analog_model) if compile and periphery.is_ideal else analog_model
     for k in range(n_chips):
         chip = AnalogChip(model, params, seed=seed + k)
         for j, t in enumerate(times):
-            chip.read_into(analog_model, t, compensation, calib_x)
-            per_chip[k, j] = accuracy(runner, test, batch_size)
+            if periphery.is_ideal:
+                chip.read_into(analog_model, t, compensation, calib_x)
+                per_chip[k, j] = accuracy(runner, test, batch_size)
+            else:
+                per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x, periphery=periphery), test, batch_size)
             bar.update()
     bar.close()
     return {
@@ -91,10 +100,10 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             "fp32_accuracy": accuracy(model, test, batch_size) if fp32_accuracy is None else float(fp32_accuracy),
             "test_images": len(test),
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
-            "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
+            "pcm_params": params.to_dict(), "periphery": periphery.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "calibration_augmented": calibration_augmented if calib_x is not None else None,
             **provenance(next(model.parameters()).device),
-            "wall_seconds": round(time.time() - t_start, 1), "compiled": compile,
+            "wall_seconds": round(time.time() - t_start, 1), "compiled": compile and periphery.is_ideal,
         },
     }
 
