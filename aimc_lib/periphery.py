@@ -158,72 +158,114 @@ def converter_levels(bits: int, bound: float) -> torch.Tensor:
     return torch.arange(-half, half + 1, dtype=torch.float32) * (bound / half)
 
 
-def _dac(x: torch.Tensor, per: Periphery) -> torch.Tensor:
-    if per.inp_bits is None:
-        return x
-    return quantize(x, per.inp_bits, per.inp_bound)
+def _half_levels(bits: int) -> int:
+    return 2 ** (bits - 1) - 1
 
 
-def _output_stage(y: torch.Tensor, per: Periphery, generator: torch.Generator | None) -> torch.Tensor:
-    """Output noise, then the ADC (quantise, clip), element-wise on normalised outputs; in place."""
+def _output_stage(y_raw: torch.Tensor, mult, s: torch.Tensor, per: Periphery, generator: torch.Generator | None,
+                  digital_scale: float) -> torch.Tensor:
+    """From the raw product to the digital result, in place where it can.
+
+    ``u = y_raw * mult`` is the crossbar's output in normalised units (``mult``: 1/s, or the DAC
+    step); then output noise, the ADC (round to its levels, clip) and the digital rescaling by
+    ``s * digital_scale``. Element-wise on the output: a conv output stays a conv output.
+    """
+    step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
     if per.out_noise > 0:
-        y.add_(torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype), alpha=per.out_noise)
+        z = torch.randn(y_raw.shape, generator=generator, device=y_raw.device, dtype=y_raw.dtype)
+        z.mul_(per.out_noise / step).addcmul_(y_raw, mult / step if torch.is_tensor(mult) else
+                                              torch.as_tensor(mult / step, dtype=y_raw.dtype, device=y_raw.device))
+    else:
+        z = y_raw.mul_(mult / step)
     if per.out_bits is not None:
-        y = quantize(y, per.out_bits, per.out_bound)
+        z.round_().clamp_(-_half_levels(per.out_bits), _half_levels(per.out_bits))
     elif per.out_bound is not None:
-        y = y.clamp_(-per.out_bound, per.out_bound)
-    return y
+        z.clamp_(-per.out_bound, per.out_bound)
+    return z.mul_(s * (step * digital_scale))
 
 
 def _nonzero_scale(s: torch.Tensor) -> torch.Tensor:
     return torch.where(s > 0, s, torch.ones_like(s))  # an all-zero input vector: scale 1 (as aihwkit)
 
 
+def _dac_levels_(x_scaled: torch.Tensor, per: Periphery) -> torch.Tensor:
+    """In place: inputs already divided by ``s * step`` -> the DAC's integer levels (round, clip)."""
+    half = _half_levels(per.inp_bits)
+    return x_scaled.round_().clamp_(-half, half)
+
+
 def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, digital_scale: float = 1.0) -> torch.Tensor:
     """``x @ w_norm.T`` for input vectors ``x`` ``[batch, in]`` through the periphery.
 
-    ``w_norm`` ``[out, in]``: the crossbar's normalised weights. Returns the digital result in the
-    same normalised weight units (times the input scale), before ``W_max`` and GDC.
+    ``w_norm`` ``[out, in]``: the crossbar's normalised weights. Returns the digital result:
+    the ADC's output times the input scale times ``digital_scale`` (e.g. ``W_max * alpha``).
     """
     if per.noise_management == "abs_max":
         s = _nonzero_scale(x.abs().amax(dim=-1, keepdim=True))
     else:
         s = torch.ones_like(x[..., :1])
-    y = _dac(x / s, per) @ w_norm.T
-    return _output_stage(y, per, generator) * s
+    if per.inp_bits is None:
+        return _output_stage(x @ w_norm.T, 1.0 / s, s, per, generator, digital_scale)
+    in_step = per.inp_bound / _half_levels(per.inp_bits)
+    levels = _dac_levels_(x / (s * in_step), per)
+    return _output_stage(levels @ w_norm.T, in_step, s, per, generator, digital_scale)
+
+
+def _channel_abs_max(x: torch.Tensor) -> torch.Tensor:
+    """max_c |x[n, c, h, w]|, ``[N, H, W]`` (a reduction over the contiguous axis when channels_last)."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        n, c, h, w = x.shape
+        return x.permute(0, 2, 3, 1).reshape(-1, c).abs().amax(1).view(n, h, w)
+    return x.abs().amax(dim=1)
+
+
+def _window_max(m: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """Max of ``m >= 0`` ``[N, H, W]`` over every conv window (zero padding), as separable shifted maxima."""
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    p = F.pad(m, (pw, pw, ph, ph))
+    w_out, h_out = p.shape[2] - kw + 1, p.shape[1] - kh + 1
+    r = p[:, :, :w_out]
+    for j in range(1, kw):
+        r = torch.maximum(r, p[:, :, j:j + w_out])
+    c = r[:, :h_out]
+    for i in range(1, kh):
+        c = torch.maximum(c, r[:, i:i + h_out])
+    return c[:, ::sh, ::sw]
 
 
 def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """Abs-max of every im2col column: a max-pool of the channel-wise abs-max. ``[N, 1, Ho, Wo]``."""
-    m = x.abs().amax(dim=1, keepdim=True)
-    return F.max_pool2d(m, conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+    return _window_max(_channel_abs_max(x), conv).unsqueeze(1)
 
 
-def _quantized_patches_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d,
+def _quantized_patches_conv(x: torch.Tensor, inv_scale: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d,
                             per: Periphery) -> torch.Tensor:
-    """Conv of the per-patch scaled, DAC-quantised inputs: each kernel offset's view quantised with its patches' scale."""
+    """Conv of the DAC levels of every patch: each kernel offset's view of the input is scaled by
+    its patches' ``1 / (s * step)`` into one channel block of ``cols``, rounded and clipped, and one
+    1x1 convolution (a GEMM with the same multiply-adds as the conv) sums them."""
     kh, kw = conv.kernel_size
     sh, sw = conv.stride
     ph, pw = conv.padding
-    ho, wo = s.shape[-2:]
+    n, c = x.shape[:2]
+    ho, wo = inv_scale.shape[-2:]
     xp = F.pad(x, (pw, pw, ph, ph))
-    views = []
-    for i in range(kh):
-        for j in range(kw):
-            v = xp[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
-            views.append(_dac(v / s, per))
-    cols = torch.cat(views, dim=1)  # [N, kh*kw*C, Ho, Wo], offset-major
-    w1x1 = w4d.permute(0, 2, 3, 1).reshape(w4d.shape[0], -1, 1, 1)  # same (offset, channel) order
+    cols = torch.empty((n, kh * kw * c, ho, wo), dtype=x.dtype, device=x.device,
+                       memory_format=torch.channels_last)
+    for o, (i, j) in enumerate((i, j) for i in range(kh) for j in range(kw)):
+        view = xp[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
+        torch.mul(view, inv_scale, out=cols[:, o * c:(o + 1) * c])
+    _dac_levels_(cols, per)
+    w1x1 = w4d.permute(0, 2, 3, 1).reshape(w4d.shape[0], -1, 1, 1)  # the same (offset, channel) order
     return F.conv2d(cols, w1x1)
 
 
 def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periphery,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """``conv(x)`` with normalised weights ``w4d_norm`` through the periphery (per output pixel MVM).
+                  generator: torch.Generator | None = None, digital_scale: float = 1.0) -> torch.Tensor:
+    """``conv(x)`` with normalised weights ``w4d_norm`` through the periphery (one MVM per output pixel).
 
-    Returns normalised units times the input scale (before ``W_max`` and GDC), like
-    :func:`analog_matmul` on every im2col column, without unfolding when the DAC is ideal.
+    The same as :func:`analog_matmul` on every im2col column, without unfolding when the DAC is
+    ideal. Returns the digital result (ADC output times input scale times ``digital_scale``).
     """
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
         raise ValueError("analog_conv2d supports plain convolutions (groups=1, dilation=1, zero padding)")
@@ -232,10 +274,11 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     else:
         s = torch.ones((x.shape[0], 1) + _out_hw(x, conv), dtype=x.dtype, device=x.device)
     if per.inp_bits is None:
-        y = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding) / s
-    else:
-        y = _quantized_patches_conv(x, s, w4d_norm, conv, per)
-    return _output_stage(y, per, generator) * s
+        y_raw = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding)
+        return _output_stage(y_raw, 1.0 / s, s, per, generator, digital_scale)
+    in_step = per.inp_bound / _half_levels(per.inp_bits)
+    y_raw = _quantized_patches_conv(x, 1.0 / (s * in_step), w4d_norm, conv, per)
+    return _output_stage(y_raw, in_step, s, per, generator, digital_scale)
 
 
 def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:
@@ -276,9 +319,7 @@ class AnalogLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.layer, nn.Conv2d):
-            y = analog_conv2d(x, self.w_norm, self.layer, self.periphery, self.generator)
-        else:
-            if self.has_bias:
-                x = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
-            y = analog_matmul(x, self.w_norm, self.periphery, self.generator)
-        return y * self.digital_scale
+            return analog_conv2d(x, self.w_norm, self.layer, self.periphery, self.generator, self.digital_scale)
+        if self.has_bias:
+            x = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
+        return analog_matmul(x, self.w_norm, self.periphery, self.generator, self.digital_scale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+import torch
 from torch import nn
 
 from .models import CifarResNet, count_analog_weights, resnet32
@@ -95,4 +96,64 @@ def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
     format_time_axis(bottom, tmax=tmax)
     bottom.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+# --- Figures of the periphery chapter ---
+
+def plot_converter(ax, bits: int, bound: float = 1.0):
+    """The transfer curve of a ``bits``-bit signed converter over ``[-bound, bound]`` (with clipping)."""
+    from .periphery import quantize
+    x = torch.linspace(-1.4 * bound, 1.4 * bound, 2001)
+    ax.plot(x, x, color="0.7", lw=1, label="ideal")
+    ax.plot(x, quantize(x.clone(), bits, bound), color="tab:blue", lw=1.5, label=f"{bits}-bit converter")
+    ax.axvspan(-1.4 * bound, -bound, color="tab:red", alpha=0.08)
+    ax.axvspan(bound, 1.4 * bound, color="tab:red", alpha=0.08, label="clipped")
+    ax.set_xlabel("analog value")
+    ax.set_ylabel("converted value")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+
+
+def mvm_error_figure(bits: list[int], errors: dict[float, list[float]]):
+    """Relative RMS error of a crossbar's products vs converter bits, one line per output-noise std."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+    for noise, err in errors.items():
+        ax.plot(bits, 100 * np.asarray(err), "o-", label=f"output noise {noise:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("DAC and ADC resolution (bits)")
+    ax.set_ylabel("relative RMS error of the products (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def mvm_scatter_figure(y_exact: torch.Tensor, y_analog: torch.Tensor, title: str):
+    """Analog vs exact products of one crossbar: the closer to the diagonal, the better."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), layout="constrained")
+    lim = float(y_exact.abs().max()) * 1.1
+    ax.plot([-lim, lim], [-lim, lim], color="0.7", lw=1)
+    ax.scatter(y_exact.flatten(), y_analog.flatten(), s=2, alpha=0.3, color="tab:blue")
+    err = float((y_analog - y_exact).pow(2).mean().sqrt() / y_exact.pow(2).mean().sqrt())
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="exact product", ylabel="through the periphery",
+           title=f"{title}: relative RMS error {100 * err:.1f} %")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accuracy: float, ymin: float = 60):
+    """Accuracy vs time for several results: ``{label: (result, kind, with_periphery)}``.
+
+    ``kind`` is ``"custom"`` or ``"direct"`` (the seed figure's colours); results read through a
+    periphery are drawn with open markers and dotted lines.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    ax.axhline(fp32_accuracy, label=f"FP32 baseline ({fp32_accuracy:.1f} %)", **STYLE["fp32"])
+    for label, (res, kind, periphery) in curves.items():
+        style = dict(mfc="none", ls=":") if periphery else {}
+        plot_accuracy_vs_time(ax, res, kind, label, **style)
+    times = [t for res, _, _ in curves.values() for t in res["times_s"]]
+    format_time_axis(ax, ymin=ymin, tmin=min(times), tmax=max(times))
+    ax.legend(loc="lower left", fontsize=8)
     return fig
