@@ -99,6 +99,165 @@ def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
     return fig
 
 
+# --- Figures of chapters 1-4 ---
+
+def stage_of_layer(name: str) -> str:
+    """The part of a CIFAR ResNet an analog layer belongs to, from its module name.
+
+    ``"stem"``, ``"stage 1"`` ... ``"stage 3"``, ``"1x1 shortcuts"`` or ``"fc (weights + bias)"``.
+    """
+    if name == "conv1":
+        return "stem"
+    if name == "fc":
+        return "fc (weights + bias)"
+    if "shortcut" in name:
+        return "1x1 shortcuts"
+    if name.startswith("layer") and name[5:6].isdigit():
+        return f"stage {name[5]}"
+    raise ValueError(f"not an analog layer of a CIFAR ResNet: {name!r}")
+
+
+def draw_crossbar(ax, G, V=None, I=None, col_labels=None, g_max_us: float = 25.0, values: bool = True,
+                  colorbar: bool = True, title: str | None = None):
+    """Draw a crossbar: row i is an input line at voltage ``V[i]`` (V), column j an output line whose
+    current ``I[j]`` (µA) leaves at the bottom; device (i, j) is a square coloured by ``G[i, j]`` (µS)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cmap = plt.get_cmap("viridis")
+    G = np.asarray(G, dtype=float)
+    n_rows, n_cols = G.shape
+    norm = Normalize(0, g_max_us)
+
+    def y(i):
+        return n_rows - 1 - i  # row 0 at the top
+
+    for i in range(n_rows):  # input (word) lines
+        ax.plot([-0.75, n_cols - 0.45], [y(i), y(i)], color="0.45", lw=1.4, zorder=1)
+    for j in range(n_cols):  # output (bit) lines
+        ax.plot([j, j], [n_rows - 0.45, -0.75], color="0.45", lw=1.4, zorder=1)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            rgba = cmap(norm(G[i, j]))
+            ax.add_patch(plt.Rectangle((j - 0.24, y(i) - 0.24), 0.48, 0.48, fc=rgba, ec="k", lw=0.8, zorder=2))
+            if values:
+                light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.5
+                ax.text(j, y(i), f"{G[i, j] + 0.0:g}", ha="center", va="center", fontsize=8,
+                        color="k" if light else "w", zorder=3)
+    if V is not None:
+        for i in range(n_rows):
+            ax.plot(-0.75, y(i), "o", ms=7, mfc="w", mec="tab:orange", mew=2, zorder=3)
+            ax.text(-0.95, y(i), f"$V_{i}$ = {float(V[i]):.2f} V", ha="right", va="center", fontsize=9,
+                    color="tab:orange")
+    for j in range(n_cols):
+        ax.annotate("", xy=(j, -1.15), xytext=(j, -0.75), arrowprops=dict(arrowstyle="-|>", color="tab:blue", lw=1.5))
+        label = col_labels[j] if col_labels is not None else f"$I_{j}$"
+        if I is not None:
+            label += f"\n{float(I[j]):.2f} µA"
+        ax.text(j, -1.25, label, ha="center", va="top", fontsize=9, color="tab:blue")
+    ax.set_xlim(-2.6 if V is not None else -1.0, n_cols - 0.3)
+    ax.set_ylim(-2.1, n_rows - 0.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        plt.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.7, label="Conductance G (µS)")
+    return ax
+
+
+def digital_vs_analog_figure(g_max_us: float = 25.0, seed: int = 0):
+    """Chapter 1's schematic: a digital chip moves every weight to a multiplier, a crossbar does not."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    box = dict(boxstyle="round,pad=0.5", ec="0.3")
+    left.text(0.5, 0.84, "Memory\n(weights $W$)", ha="center", va="center", fontsize=11, bbox={**box, "fc": "#cfe2f3"})
+    left.text(0.5, 0.2, "Processor\n(multiply-accumulate)", ha="center", va="center", fontsize=11,
+              bbox={**box, "fc": "#f4cccc"})
+    left.annotate("", xy=(0.5, 0.35), xytext=(0.5, 0.69),
+                  arrowprops=dict(arrowstyle="simple,head_width=1.2,tail_width=0.6", fc="tab:red", ec="none"))
+    left.text(0.56, 0.52, "a weight fetch costs more\nthan the multiplication", va="center", fontsize=9,
+              color="tab:red")
+    left.annotate("$\\mathbf{x}$", xy=(0.22, 0.2), xytext=(0.0, 0.2), va="center", fontsize=12,
+                  arrowprops=dict(arrowstyle="-|>", color="tab:orange"))
+    left.annotate("$\\mathbf{y}$", xy=(1.0, 0.2), xytext=(0.8, 0.2), va="center", fontsize=12,
+                  arrowprops=dict(arrowstyle="<|-", color="tab:blue"))
+    left.set_xlim(0, 1.05)
+    left.set_ylim(0, 1)
+    left.axis("off")
+    left.set_title("Digital (von Neumann): weights move", fontsize=11)
+    rng = np.random.default_rng(seed)
+    draw_crossbar(right, rng.uniform(0, g_max_us, size=(5, 4)), values=False, g_max_us=g_max_us,
+                  col_labels=["$y_0$", "$y_1$", "$y_2$", "$y_3$"],
+                  title="Analog in-memory: weights stay, only $\\mathbf{x}$ and $\\mathbf{y}$ move")
+    for i in range(5):
+        right.annotate("", xy=(-0.8, 4 - i), xytext=(-1.0, 4 - i),
+                       arrowprops=dict(arrowstyle="-|>", color="tab:orange"))
+    right.text(-1.0, 2, "$\\mathbf{x}$ as\ninputs", ha="right", va="center", fontsize=10, color="tab:orange")
+    right.set_xlim(-2.2, 3.7)
+    return fig
+
+
+def energy_bars(energies_pj: dict, ax=None, title: str = "Energy per operation, 45 nm (Horowitz, ISSCC 2014)"):
+    """Horizontal bars of energies per operation (pJ) on a log axis, each labelled with its value."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.45 * len(energies_pj) + 1.2), layout="constrained")
+    names, values = list(energies_pj), list(energies_pj.values())
+    ax.barh(range(len(names)), values, color=["tab:blue" if "multiply" in n else "tab:red" for n in names])
+    for k, v in enumerate(values):
+        ax.text(v * 1.15, k, f"{v:g} pJ", va="center", fontsize=9)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(0.05, 20 * max(values))
+    ax.set_xlabel("Energy (pJ, log scale)")
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: int = 50_000, title: str | None = None):
+    """The training curves of a log from ``aimc_lib.training`` (e.g. ``zoo.training_log(name)``).
+
+    Three panels: training loss (with the floor that label smoothing allows), training and test
+    accuracy, and the learning rate (planned schedule and value at the end of each epoch).
+    ``upto_epoch`` draws only the epochs up to that one, on the axes of the whole run (for sliders).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from .training import TrainConfig, lr_at
+
+    cfg = TrainConfig(**log["config"])
+    ep = log["epochs"]
+    shown = [r for r in ep if upto_epoch is None or r["epoch"] <= upto_epoch]
+    epoch = np.array([r["epoch"] for r in shown])
+    steps_per_epoch = (cfg.train_subset or n_train_images) // cfg.batch_size
+    total_steps = cfg.epochs * steps_per_epoch
+    step = np.arange(total_steps)
+    eps = cfg.label_smoothing
+    q = np.array([1 - eps + eps / 10] + [eps / 10] * 9)  # the smoothed target of one image
+    loss_floor = float(-(q * np.log(q)).sum())
+
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    a.plot(epoch, [r["train_loss"] for r in shown], "o-", ms=3, color="tab:purple")
+    a.axhline(loss_floor, color="k", ls=":", lw=1, label=f"floor with label smoothing {eps}: {loss_floor:.2f}")
+    a.set_ylabel("Training loss (cross-entropy)")
+    a.set_ylim(0, 1.05 * max(r["train_loss"] for r in ep))
+    b.plot(epoch, [r["train_acc"] for r in shown], "o-", ms=3, color="0.5", label="training batches (augmented)")
+    b.plot(epoch, [r["test_acc"] for r in shown], "s-", ms=3, color="tab:blue", label="test set, after the epoch")
+    b.set_ylabel("Accuracy (%)")
+    b.set_ylim(min(min(r["train_acc"], r["test_acc"]) for r in ep) - 5, 100)
+    c.plot((step + 1) / steps_per_epoch, [lr_at(s, total_steps, cfg) for s in step], color="0.7",
+           label=f"planned schedule ({cfg.epochs} epochs)")
+    c.plot(epoch, [r["lr_end"] for r in shown], "o", ms=3, color="tab:orange", label="at the end of each epoch")
+    c.set_ylabel("Learning rate")
+    for ax in (a, b, c):
+        ax.set_xlabel("Epoch")
+        ax.set_xlim(0, len(ep) + 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right" if ax is b else "upper right")
+    fig.suptitle(title or ("training log" if upto_epoch is None else f"training log, epochs 1 to {upto_epoch}"))
+
+
 # --- Figures of the periphery chapter ---
 
 def plot_converter(ax, bits: int, bound: float = 1.0):
