@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WIDGETS_JS := book/_static/jupyter-widgets/embed-amd.js
 BUILD_FLAGS := --all -W -n --keep-going
 
-.PHONY: setup widgets-js browser book book-fast test test-unit benchmark reproduce reproduce-fast studies clean
+.PHONY: setup widgets-js browser book book-fast book-student pdf test test-unit benchmark reproduce reproduce-fast studies clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,15 @@ book: setup widgets-js
 book-fast: setup widgets-js
 	rm -rf _build_fast
 	AIMC_FAST=1 $(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_fast .
+
+# The student edition: the site without solutions (_build_student/_build/html) and the student
+# notebooks to hand out (_build_student/notebooks), by scripts/student_edition.py.
+book-student: setup widgets-js
+	rm -rf _build_student
+	$(PY) scripts/student_edition.py _build_student/notebooks
+	$(PY) scripts/student_edition.py --site _build_student/src
+	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_student _build_student/src
+	@echo "student site built: _build_student/_build/html/index.html; notebooks in _build_student/notebooks"
 
 # All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
 # the fast-mode book build and the real-browser test of the built site.
