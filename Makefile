@@ -24,9 +24,11 @@ widgets-js: $(WIDGETS_JS)
 $(WIDGETS_JS): widgets/package.json widgets/package-lock.json widgets/install.sh
 	bash widgets/install.sh
 
-# Debian's Chromium for the real-browser test (no browser download).
-browser:
-	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+# A Chromium or Chrome for the real-browser test and the PDF: one already on the machine (PATH,
+# macOS applications, Playwright's cache), else Debian's chromium when root with apt-get, else
+# Playwright's user-level download (scripts/find_browser.py; AIMC_BROWSER=/path overrides).
+browser: setup
+	@$(PY) scripts/find_browser.py --install
 
 # The main job: the book on the shipped pretrained models, full test set.
 book: setup widgets-js
@@ -47,6 +49,12 @@ book-student: setup widgets-js
 	$(PY) scripts/student_edition.py --site _build_student/src
 	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_student _build_student/src
 	@echo "student site built: _build_student/_build/html/index.html; notebooks in _build_student/notebooks"
+
+# The book as one PDF for a course handout: a single-page build, printed by headless Chromium.
+pdf: setup widgets-js browser
+	rm -rf _build_pdf
+	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --builder singlehtml --path-output _build_pdf .
+	$(PY) scripts/print_pdf.py _build_pdf/_build/singlehtml/index.html _build/aimc-book.pdf
 
 # All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
 # the fast-mode book build and the real-browser test of the built site.
@@ -72,4 +80,4 @@ reproduce-fast: setup
 	$(PY) scripts/reproduce.py --fast --out _build/reproduce-fast
 
 clean:
-	rm -rf _build _build_fast book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules
+	rm -rf _build _build_fast _build_student _build_pdf book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules
