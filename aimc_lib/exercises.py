@@ -162,11 +162,9 @@ def check(label: str, answer) -> bool:
             exercise asks for several.
 
     Returns:
-        True if the answer is within tolerance.
-
-    Raises:
-        ValueError, KeyError, TypeError: malformed label, no key for it, or an answer that is not
-            a (finite) number / not as many numbers as asked for.
+        True if the answer is within tolerance. A malformed label, a label without a key, or an
+        answer that is not a finite number (or not as many numbers as asked for) raises a
+        ValueError, KeyError or TypeError that says what is wrong.
     """
     ok, message = verdict(label, answer)
     print(message)

@@ -346,3 +346,16 @@ def test_make_pdf_prints_the_whole_book(tmp_path, chromium):
     n_pages = print_pdf.print_pdf(index, tmp_path / "book.pdf", chromium)
     assert (tmp_path / "book.pdf").read_bytes().startswith(b"%PDF")
     assert n_pages >= 40, n_pages
+
+
+def test_the_pages_workflow_builds_with_the_readme_command_and_publishes_the_site():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build = workflow["jobs"]["build"]["steps"]
+    assert any(step.get("run") == "make book" for step in build)
+    assert "make book " in (ROOT / "README.md").read_text()
+    upload = next(s for s in build if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
