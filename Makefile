@@ -50,11 +50,11 @@ book-student: setup widgets-js
 	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_student _build_student/src
 	@echo "student site built: _build_student/_build/html/index.html; notebooks in _build_student/notebooks"
 
-# The book as one PDF for a course handout: a single-page build, printed by headless Chromium.
-pdf: setup widgets-js browser
-	rm -rf _build_pdf
-	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --builder singlehtml --path-output _build_pdf .
-	$(PY) scripts/print_pdf.py _build_pdf/_build/singlehtml/index.html _build/aimc-book.pdf
+# The book as one PDF for a course handout: the built site's pages in _toc.yml order, printed by
+# headless Chromium (builds the book first if _build/html is not there).
+pdf: setup browser
+	test -f _build/html/index.html || $(MAKE) book
+	$(PY) scripts/print_pdf.py _build/html _build/aimc-book.pdf
 
 # All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
 # the fast-mode book build and the real-browser test of the built site.
@@ -80,4 +80,4 @@ reproduce-fast: setup
 	$(PY) scripts/reproduce.py --fast --out _build/reproduce-fast
 
 clean:
-	rm -rf _build _build_fast _build_student _build_pdf book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules
+	rm -rf _build _build_fast _build_student book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules

@@ -332,20 +332,16 @@ def test_sync_colab_cells_rewrites_adds_and_tags(tmp_path, monkeypatch):
 
 
 @book
-def test_make_pdf_prints_the_whole_book(tmp_path, chromium):
-    """make pdf's two steps on the whole book (single page, notebooks not executed here to keep it
-    short): a PDF with many pages."""
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "off"
-    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
-    jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", "--builder", "singlehtml", "--config", str(tmp_path / "_config.yml"),
-                           "--path-output", str(tmp_path), "."], cwd=ROOT, capture_output=True, text=True)
-    index = tmp_path / "_build" / "singlehtml" / "index.html"
-    assert index.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    n_pages = print_pdf.print_pdf(index, tmp_path / "book.pdf", chromium)
+def test_make_pdf_prints_the_whole_book(built_site, chromium, tmp_path):
+    """make pdf's step on the fast build: every page of _toc.yml, in order, in one PDF."""
+    n_pages = print_pdf.print_book(built_site, tmp_path / "book.pdf", chromium)
     assert (tmp_path / "book.pdf").read_bytes().startswith(b"%PDF")
-    assert n_pages >= 40, n_pages
+    assert n_pages >= 60, n_pages
+    combined = (built_site / "book" / "_print.html").read_text()
+    assert combined.count('class="aimc-print-page"') == len(toc_files())
+    titles = [re.search(r"<h1>(.*?)<", (built_site / f"{f}.html").read_text()).group(1) for f in toc_files()]
+    positions = [combined.find(f"<h1>{t}") for t in titles]
+    assert -1 not in positions and positions == sorted(positions), titles
 
 
 def test_the_pages_workflow_builds_with_the_readme_command_and_publishes_the_site():
