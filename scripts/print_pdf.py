@@ -33,7 +33,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disa
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PRINT_CSS = """
 .bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer, .bd-footer-article, .prev-next-area,
-.header-article, .bd-header-article { display: none !important; }
+.header-article, .bd-header-article, #jb-print-docs-body { display: none !important; }
+pre { white-space: pre-wrap !important; word-break: break-word; }
 .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
 .aimc-print-page { break-before: page; }
 .aimc-print-page:first-child { break-before: auto; }
