@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WIDGETS_JS := book/_static/jupyter-widgets/embed-amd.js
 BUILD_FLAGS := --all -W -n --keep-going
 
-.PHONY: setup widgets-js browser book book-fast test test-unit benchmark reproduce reproduce-fast studies clean
+.PHONY: setup widgets-js browser book book-fast book-student pdf test test-unit benchmark reproduce reproduce-fast studies clean
 
 setup: $(STAMP)
 
@@ -24,9 +24,11 @@ widgets-js: $(WIDGETS_JS)
 $(WIDGETS_JS): widgets/package.json widgets/package-lock.json widgets/install.sh
 	bash widgets/install.sh
 
-# Debian's Chromium for the real-browser test (no browser download).
-browser:
-	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+# A Chromium or Chrome for the real-browser test and the PDF: one already on the machine (PATH,
+# macOS applications, Playwright's cache), else Debian's chromium when root with apt-get, else
+# Playwright's user-level download (scripts/find_browser.py; AIMC_BROWSER=/path overrides).
+browser: setup
+	@$(PY) scripts/find_browser.py --install
 
 # The main job: the book on the shipped pretrained models, full test set.
 book: setup widgets-js
@@ -38,6 +40,21 @@ book: setup widgets-js
 book-fast: setup widgets-js
 	rm -rf _build_fast
 	AIMC_FAST=1 $(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_fast .
+
+# The student edition: the site without solutions (_build_student/_build/html) and the student
+# notebooks to hand out (_build_student/notebooks), by scripts/student_edition.py.
+book-student: setup widgets-js
+	rm -rf _build_student
+	$(PY) scripts/student_edition.py _build_student/notebooks
+	$(PY) scripts/student_edition.py --site _build_student/src
+	$(VENV)/bin/jupyter-book build $(BUILD_FLAGS) --path-output _build_student _build_student/src
+	@echo "student site built: _build_student/_build/html/index.html; notebooks in _build_student/notebooks"
+
+# The book as one PDF for a course handout: the built site's pages in _toc.yml order, printed by
+# headless Chromium (builds the book first if _build/html is not there).
+pdf: setup browser
+	test -f _build/html/index.html || $(MAKE) book
+	$(PY) scripts/print_pdf.py _build/html _build/aimc-book.pdf
 
 # All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
 # the fast-mode book build and the real-browser test of the built site.
@@ -63,4 +80,4 @@ reproduce-fast: setup
 	$(PY) scripts/reproduce.py --fast --out _build/reproduce-fast
 
 clean:
-	rm -rf _build _build_fast book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules
+	rm -rf _build _build_fast _build_student book/_static/jupyter-widgets book/_static/mathjax widgets/node_modules

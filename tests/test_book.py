@@ -1,8 +1,10 @@
 """The book: builds in fast mode with zero warnings, and works in a real browser (Chromium).
 
 The site is built once per test session into ``_build_fast`` (``AIMC_FAST=1``), served from
-127.0.0.1, and opened with Playwright driving Debian's Chromium. Every request to another host
-is blocked, so the widgets can only work if their JavaScript is self-hosted.
+127.0.0.1, and opened with Playwright driving the Chromium or Chrome that
+``scripts/find_browser.py`` finds (``make browser`` installs one if there is none). Every request
+to another host is blocked, so the widgets can only work if their JavaScript is self-hosted.
+The tests marked ``book`` build the site; the others check the book's sources and scripts.
 """
 import functools
 import http.server
@@ -17,27 +19,24 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
+import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import find_browser  # noqa: E402
+import print_pdf  # noqa: E402
+import sync_colab_cells  # noqa: E402
+
 BUILD = ROOT / "_build_fast"
 HTML = BUILD / "_build" / "html"
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# The theme loads its thebe config twice; that one message is harmless (BOOK-TOOLING.md).
+# The theme loads its thebe config twice; that one message is harmless.
 # The theme also logs "invalid theme mode" on a first visit with empty localStorage. Neither is ours.
 ALLOWED_CONSOLE = [re.compile(r"Identifier '(thebe_config|THEBE_JS_URL)' has already been declared", re.I),
                    re.compile(r"Got invalid theme mode", re.I)]
-# (page, slider description) of the precomputed sliders that must work without a kernel.
-STATIC_SLIDERS = [("book/02_pcm_device", "time after programming"),
-                  ("book/02_pcm_device", None),  # the first slider of the page
-                  ("book/01_crossbars", None),
-                  ("book/03_mapping", None),
-                  ("book/07_reproducing_the_figure", "time after programming"),
-                  ("book/08_beyond_the_paper", "drift_scale")]
-
-pytestmark = pytest.mark.book
+book = pytest.mark.book
 
 
 def toc_files() -> list[str]:
@@ -52,8 +51,19 @@ def notebook_pages() -> list[str]:
     return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
 
 
+def chapter_pages() -> list[str]:
+    """Every chapter notebook (book/0*.ipynb): each must have a slider that works without a kernel."""
+    return [f"book/{p.stem}" for p in sorted((ROOT / "book").glob("0*.ipynb"))]
+
+
 @pytest.fixture(scope="session")
 def built_site(data_path):
+    """The fast-mode site, built once per session; AIMC_BUILT_SITE=<--path-output of a finished
+    fast build> reuses that build instead (while working on the tests)."""
+    if os.environ.get("AIMC_BUILT_SITE"):
+        html = Path(os.environ["AIMC_BUILT_SITE"]) / "_build" / "html"
+        assert (html / "index.html").exists(), f"no built site in {html}"
+        return html
     if not (ROOT / "book" / "_static" / "jupyter-widgets" / "embed-amd.js").exists():
         pytest.fail("widget JavaScript missing: run `make widgets-js` (make test does it)")
     shutil.rmtree(BUILD, ignore_errors=True)
@@ -81,12 +91,18 @@ def server(built_site):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (make test does it)")
+def chromium():
+    path = find_browser.find()
+    if path is None:
+        pytest.fail("no Chromium or Chrome found: run `make browser` (scripts/find_browser.py --install)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
 
@@ -118,11 +134,13 @@ def ours(errors):
             and "net::ERR_FAILED" not in e and "Failed to load resource" not in e]
 
 
+@book
 def test_book_builds_without_warnings(built_site):
     for f in toc_files():
         assert (built_site / f"{f}.html").exists(), f
 
 
+@book
 @pytest.mark.parametrize("page_name", toc_files())
 def test_page_loads_without_js_errors(browser, server, page_name):
     page, errors = open_page(browser, urljoin(server, f"{page_name}.html"))
@@ -135,14 +153,17 @@ def test_page_loads_without_js_errors(browser, server, page_name):
     page.close()
 
 
-@pytest.mark.parametrize("page_name,description", STATIC_SLIDERS)
-def test_static_slider_moves_the_plot(browser, server, page_name, description):
+@book
+@pytest.mark.parametrize("page_name", chapter_pages())
+def test_static_slider_moves_the_plot(browser, server, page_name):
+    """The first precomputed slider of every chapter page works without a kernel."""
     page, errors = open_page(browser, urljoin(server, f"{page_name}.html"))
     # a precomputed slider: an HBox with a Play button and a slider, above a Stack of images
     rows = page.locator(".widget-hbox").filter(has=page.locator(".widget-play")).filter(
         has=page.locator(".widget-slider"))
-    if description is not None:
-        rows = rows.filter(has=page.locator(".widget-label", has_text=description))
+    if rows.count() == 0:
+        page.wait_for_timeout(3000)
+    assert rows.count() >= 1, f"{page_name} has no precomputed slider (aimc_lib.widgets.frame_slider)"
     row = rows.first
     row.wait_for(state="visible", timeout=20_000)
     slider = row.locator(".widget-slider")
@@ -175,6 +196,7 @@ def test_static_slider_moves_the_plot(browser, server, page_name, description):
     page.close()
 
 
+@book
 def test_a_disposed_widget_ignores_a_late_message(browser, server):
     """The race behind a rare console error, made deterministic: a Stack disposes the frame it showed
     before the frame's queued resize message runs. widgets-config.js (item 4) drops such messages."""
@@ -192,6 +214,22 @@ def test_a_disposed_widget_ignores_a_late_message(browser, server):
     page.close()
 
 
+@book
+def test_the_race_is_still_there_without_the_guard(browser, server):
+    """What the guard is for, with the pinned @jupyter-widgets/html-manager (1.0.15): a disposed
+    frame's own processMessage still throws. If this fails, upstream fixed it: drop item 4."""
+    page, errors = open_page(browser, urljoin(server, "book/01_crossbars.html"))
+    outcome = page.evaluate("""() => new Promise(resolve => window.require(["@jupyter-widgets/base"], base => {
+        const frame = new base.JupyterLuminoWidget({view: {processLuminoMessage() {}, remove() {}}});
+        frame.dispose();
+        try { frame.__aimcUnguardedProcessMessage({type: "resize", width: -1, height: -1}); resolve("no error"); }
+        catch (e) { resolve(String(e)); }
+    }))""")
+    assert "processLuminoMessage" in outcome, outcome
+    page.close()
+
+
+@book
 @pytest.mark.parametrize("page_name", ["book/02_pcm_device"])
 def test_launch_links_point_at_the_notebook(built_site, page_name):
     html = (built_site / f"{page_name}.html").read_text()
@@ -204,6 +242,7 @@ def test_launch_links_point_at_the_notebook(built_site, page_name):
     assert (ROOT / f"{page_name}.ipynb").exists()
 
 
+@book
 def test_internal_links_resolve(built_site):
     broken = []
     pages = [p for p in built_site.rglob("*.html") if p.relative_to(built_site).parts[0] not in ("_static", "_sources")]
@@ -216,3 +255,114 @@ def test_internal_links_resolve(built_site):
             if not target.exists():
                 broken.append(f"{page.relative_to(built_site)} -> {href}")
     assert broken == []
+
+
+# ---- without a build: the browser choice, the Colab install cells, the PDF -----------------------
+
+def _fake_executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_find_browser_prefers_the_path_then_playwright_cache(tmp_path):
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"PATH": str(bin_dir)}
+    assert find_browser.find(env, home, "linux") is None
+    old = _fake_executable(home / ".cache/ms-playwright/chromium-1100/chrome-linux/chrome")
+    new = _fake_executable(home / ".cache/ms-playwright/chromium-1200/chrome-linux/chrome")
+    (home / ".cache/ms-playwright/chromium-1300/chrome-linux").mkdir(parents=True)  # an unfinished download
+    assert find_browser.find(env, home, "linux") == str(new) != str(old)
+    other = _fake_executable(tmp_path / "pw" / "chromium-9/chrome-linux/chrome")
+    assert find_browser.find({**env, "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "pw")}, home, "linux") == str(other)
+    (bin_dir / "google-chrome").write_text("not executable")
+    assert find_browser.find(env, home, "linux") == str(new)
+    chrome = _fake_executable(bin_dir / "chromium-browser")
+    assert find_browser.find(env, home, "linux") == str(chrome)
+    chromium = _fake_executable(bin_dir / "chromium")
+    assert find_browser.find(env, home, "linux") == str(chromium)
+    explicit = _fake_executable(tmp_path / "my" / "chrome")
+    assert find_browser.find({**env, "AIMC_BROWSER": str(explicit)}, home, "linux") == str(explicit)
+    with pytest.raises(FileNotFoundError, match="AIMC_BROWSER"):
+        find_browser.find({**env, "AIMC_BROWSER": str(tmp_path / "missing")}, home, "linux")
+
+
+def test_find_browser_on_macos(tmp_path):
+    home, env = tmp_path / "home", {"PATH": ""}
+    app = _fake_executable(tmp_path / "Applications/Google Chrome.app/Contents/MacOS/Google Chrome")
+    pw = _fake_executable(home / "Library/Caches/ms-playwright/chromium-1/chrome-mac/Chromium.app/Contents/MacOS/Chromium")
+    assert find_browser.find(env, home, "darwin", mac_apps=[str(app)]) == str(app)
+    assert find_browser.find(env, home, "darwin", mac_apps=[]) == str(pw)
+    assert find_browser.find(env, home, "linux", mac_apps=[str(app)]) is None
+
+
+def test_without_a_browser_root_uses_apt_and_others_playwright():
+    assert find_browser.install_command(True, True, "py") == [["apt-get", "update", "-q"],
+                                                             ["apt-get", "install", "-y", "-q", "chromium"]]
+    for is_root, has_apt in ((False, True), (True, False), (False, False)):
+        assert find_browser.install_command(is_root, has_apt, "py") == [["py", "-m", "playwright", "install", "chromium"]]
+
+
+def test_every_notebook_starts_with_the_colab_install_cell():
+    """The first code cell installs aimc_lib from _config.yml's repository.url, off the website."""
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    expected = sync_colab_cells.install_source(sync_colab_cells.repository_url())
+    assert f'"aimc_lib @ git+{url.rstrip("/")}"' in expected
+    wrong = []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        if first.source != expected or "remove-cell" not in first.metadata.get("tags", []):
+            wrong.append(path.name)
+    assert wrong == [], f"run `python scripts/sync_colab_cells.py`: {wrong}"
+
+
+def test_sync_colab_cells_rewrites_adds_and_tags(tmp_path, monkeypatch):
+    config = tmp_path / "_config.yml"
+    config.write_text("repository:\n  url: https://example.org/me/fork/\n")
+    url = sync_colab_cells.repository_url(config)
+    assert url == "https://example.org/me/fork"
+    stale = nbformat.v4.new_code_cell('%pip install -q "aimc_lib @ git+https://old/url"', metadata={"tags": ["x"]})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), stale, nbformat.v4.new_code_cell("1")])
+    assert sync_colab_cells.sync(nb, url) is True
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
+    assert "git+https://example.org/me/fork" in nb.cells[1].source and nb.cells[1].metadata["tags"] == ["x", "remove-cell"]
+    assert sync_colab_cells.sync(nb, url) is False
+    bare = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import aimc_lib")])
+    assert sync_colab_cells.sync(bare, url) is True and len(bare.cells) == 2
+    assert sync_colab_cells.is_install_cell(bare.cells[0]) and bare.cells[1].source == "import aimc_lib"
+    config.write_text("repository:\n  url: git@github.com:me/fork\n")
+    with pytest.raises(ValueError, match="https URL"):
+        sync_colab_cells.repository_url(config)
+
+
+@book
+def test_make_pdf_prints_the_whole_book(built_site, chromium, tmp_path):
+    """make pdf's step on the fast build: every page of _toc.yml, in order, in one PDF."""
+    n_pages = print_pdf.print_book(built_site, tmp_path / "book.pdf", chromium)
+    assert (tmp_path / "book.pdf").read_bytes().startswith(b"%PDF")
+    assert n_pages >= 60, n_pages
+    from bs4 import BeautifulSoup
+
+    def title(soup):
+        return soup.select_one("h1").get_text(" ", strip=True).rstrip("#").strip()
+
+    combined = BeautifulSoup((built_site / "book" / "_print.html").read_text(), "html.parser")
+    printed = [title(section) for section in combined.select("section.aimc-print-page")]
+    pages = [title(BeautifulSoup((built_site / f"{f}.html").read_text(), "html.parser").select_one("article"))
+             for f in toc_files()]
+    assert printed == pages
+
+
+def test_the_pages_workflow_builds_with_the_readme_command_and_publishes_the_site():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build = workflow["jobs"]["build"]["steps"]
+    assert any(step.get("run") == "make book" for step in build)
+    assert "make book " in (ROOT / "README.md").read_text()
+    upload = next(s for s in build if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}

@@ -1,4 +1,4 @@
-"""The PCM device model against its formulas (SCIENCE.md section 3), on 10^5+ devices."""
+"""The PCM device model against its formulas (the science reference, book/science.md), on 10^5+ devices."""
 import math
 
 import pytest

@@ -10,8 +10,10 @@ command -v npm >/dev/null || { echo "npm is required to self-host the widget Jav
 dist="$here/node_modules/@jupyter-widgets/html-manager/dist"
 rm -rf "$out" && mkdir -p "$out"
 cp "$here/node_modules/requirejs/require.js" "$out/"
+shopt -s nullglob  # 1.0.15 is one bundle; older releases also had code-split chunks (*.embed.js)
 cp "$dist/embed-amd.js" "$dist"/*.embed.js "$out/"
 cp "$dist"/*.woff "$dist"/*.woff2 "$dist"/*.ttf "$dist"/*.eot "$dist"/*.svg "$out/"
+shopt -u nullglob
 mj_src="$here/node_modules/mathjax/es5"
 mj="$here/../book/_static/mathjax"
 rm -rf "$mj" && mkdir -p "$mj/output/chtml"

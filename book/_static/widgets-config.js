@@ -34,6 +34,9 @@
   //    disposed first and @jupyter-widgets/base 6 throws "Cannot read properties of null (reading
   //    'processLuminoMessage')". A disposed widget has no view left to tell: drop the message.
   //    (The widget modules are defined by embed-amd.js, which has run by DOMContentLoaded.)
+  //    Still needed with @jupyter-widgets/html-manager 1.0.15 (base 6.0.12): its dispose() still
+  //    sets _view to null and processMessage still calls _view.processLuminoMessage unguarded;
+  //    tests/test_book.py calls the unguarded method on a disposed frame and expects the error.
   document.addEventListener("DOMContentLoaded", function () {
     if (typeof window.require !== "function") { return; }
     window.require(["@jupyter-widgets/base"], function (widgetsBase) {
@@ -45,6 +48,7 @@
           return processMessage.call(this, msg);
         };
         cls.prototype.__aimcDisposedGuard = true;
+        cls.prototype.__aimcUnguardedProcessMessage = processMessage;  // for the browser test
       });
     });
   });

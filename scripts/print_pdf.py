@@ -1,0 +1,130 @@
+"""Print the built book to one PDF with headless Chromium (``make pdf``), for a course handout.
+
+The pages of the built website (``_build/html``), in the order of ``_toc.yml``, are put one after
+the other into a single page (``book/_print.html``, each chapter starting on a new sheet; figures
+and widget states come along), which the Chromium of the browser test (scripts/find_browser.py)
+prints. Jupyter Book's own single-page builder cannot be used: myst-nb's hidden-code cells do not
+render there.
+
+    python scripts/print_pdf.py _build/html _build/aimc-book.pdf     # the whole book
+    python scripts/print_pdf.py some/page.html out.pdf               # one page
+
+Prints the number of pages written.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from bs4 import BeautifulSoup
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from find_browser import find  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
+        "--run-all-compositor-stages-before-draw", "--virtual-time-budget=30000"]
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+PRINT_CSS = """
+.bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer, .bd-footer-article, .prev-next-area,
+.header-article, .bd-header-article, #jb-print-docs-body { display: none !important; }
+pre { white-space: pre-wrap !important; word-break: break-word; }
+.bd-main .bd-content .bd-article-container { max-width: 100% !important; }
+.aimc-print-page { break-before: page; }
+.aimc-print-page:first-child { break-before: auto; }
+"""
+
+
+def toc_pages(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        pages += [c["file"] for c in part["chapters"]]
+    pages += [c["file"] for c in toc.get("chapters", [])]
+    return pages
+
+
+def combine(html_dir: Path, pages: list[str]) -> Path:
+    """Write the pages' articles, in order, into one HTML file next to the first page; return it."""
+    html_dir = Path(html_dir)
+    first = html_dir / f"{pages[0]}.html"
+    folders = {(html_dir / p).parent.resolve() for p in pages}
+    if len(folders) != 1:
+        raise ValueError(f"all pages must be in one folder for their relative links to work, got {sorted(folders)}")
+    missing = [p for p in pages if not (html_dir / f"{p}.html").exists()]
+    if missing:
+        raise FileNotFoundError(f"pages not built in {html_dir}: {missing} (run `make book` first)")
+    out = BeautifulSoup(first.read_text(), "html.parser")
+    body = out.select_one("article.bd-article")
+    body.clear()
+    states = []
+    for page in pages:
+        soup = BeautifulSoup((html_dir / f"{page}.html").read_text(), "html.parser")
+        article = soup.select_one("article.bd-article")
+        wrapper = out.new_tag("section", attrs={"class": "aimc-print-page"})
+        for child in list(article.children):
+            wrapper.append(child.extract())
+        body.append(wrapper)
+        states += [s for s in soup.find_all("script", attrs={"type": WIDGET_STATE}) if s not in article.descendants]
+    for state in states:
+        out.body.append(state.extract())
+    for state in out.head.find_all("script", attrs={"type": WIDGET_STATE}):
+        state.decompose()  # the first page's own state is among `states`, appended to the body
+    style = out.new_tag("style")
+    style.string = PRINT_CSS
+    out.head.append(style)
+    target = first.with_name("_print.html")
+    target.write_text(str(out))
+    return target
+
+
+def page_count(pdf: Path) -> int:
+    """Number of pages of a PDF written by Chromium (its page objects are not compressed)."""
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", Path(pdf).read_bytes()))
+
+
+def print_pdf(html: Path, pdf: Path, browser: str | None = None, timeout_s: float = 900) -> int:
+    """Print the page ``html`` to ``pdf``; return the number of pages."""
+    html, pdf = Path(html).resolve(), Path(pdf).resolve()
+    if not html.is_file():
+        raise FileNotFoundError(f"{html} not found: build the book first")
+    browser = browser or find()
+    if browser is None:
+        raise FileNotFoundError("no Chromium or Chrome found: run `python scripts/find_browser.py --install`")
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    pdf.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run([browser, *ARGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf}",
+                               html.as_uri()], capture_output=True, text=True, timeout=timeout_s)
+    if not pdf.exists() or pdf.stat().st_size == 0:
+        raise RuntimeError(f"{browser} wrote no PDF (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return page_count(pdf)
+
+
+def print_book(html_dir: Path, pdf: Path, browser: str | None = None, pages: list[str] | None = None) -> int:
+    """Print the whole built book (pages in ``_toc.yml`` order) to one PDF; return its page count."""
+    return print_pdf(combine(html_dir, pages or toc_pages()), pdf, browser)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("html", type=Path, help="the built site (_build/html) or one HTML page")
+    ap.add_argument("pdf", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        n = print_book(args.html, args.pdf) if args.html.is_dir() else print_pdf(args.html, args.pdf)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        print(f"print_pdf: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.pdf}: {n} pages")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
