@@ -27,7 +27,7 @@ from pathlib import Path
 from .config import fast_mode
 
 ANSWERS_DIR = Path(__file__).with_name("answers")
-LABEL_RE = re.compile(r"^ex-(\d{2})-[a-z0-9]+(?:-[a-z0-9]+)*$")
+LABEL_RE = re.compile(r"^ex-(\d{2}[a-z]?)-[a-z0-9]+(?:-[a-z0-9]+)*$")  # chapter "06" or "06b"
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _numbers(x, n: int, what: str) -> tuple[float, ...]:
 
 
 def chapter_of(label: str) -> str:
-    """The two-digit chapter of an exercise label (``"ex-05-clipping"`` -> ``"05"``)."""
+    """The chapter of an exercise label (``"ex-05-clipping"`` -> ``"05"``, ``"ex-06b-adc-step"`` -> ``"06b"``)."""
     m = LABEL_RE.match(label) if isinstance(label, str) else None
     if m is None:
         raise ValueError(f"exercise labels look like 'ex-05-clipping' (ex-<chapter two digits>-<slug>), "
@@ -100,7 +100,7 @@ def load_answers(chapter: str, answers_dir: Path | None = None) -> dict:
 def all_labels(answers_dir: Path | None = None) -> list[str]:
     """Every exercise label that has an answer key, sorted."""
     labels = []
-    for path in sorted(Path(answers_dir or ANSWERS_DIR).glob("[0-9][0-9].json")):
+    for path in sorted(Path(answers_dir or ANSWERS_DIR).glob("[0-9][0-9]*.json")):
         labels += list(load_answers(path.stem, answers_dir))
     return sorted(labels)
 
