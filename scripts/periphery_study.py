@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("main", "parts"), help="run one part only")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    ap.add_argument("--variants", nargs="+", choices=list(PARTS), default=list(PARTS),
+                    help="which parts variants to run (default: all)")
     ap.add_argument("--chips", type=int, help="chips per result (default: 20 direct mapping, 10 custom)")
     ap.add_argument("--times", type=float, nargs="+", help="times in s (default: PERIPHERY_TIMES_S)")
     ap.add_argument("--test-subset", type=int, default=0, help="class-balanced test subset (0 = all 10,000)")
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
     for name in a.models:
         chips = a.chips or CHIPS[name]
         if a.only in (None, "parts"):
-            for variant, (per, params) in PARTS.items():
+            for variant in a.variants:
+                per, params = PARTS[variant]
                 jobs.append((f"{name}_gdc_{variant}.json", name, "gdc", per, params, chips))
         if a.only in (None, "main"):
             for comp in ("gdc", "adabs"):
