@@ -12,12 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aimc_lib import zoo  # noqa: E402
-from aimc_lib.experiments import REPORT_TIMES_S, load_results, markdown_table  # noqa: E402
+from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name  # noqa: E402
+from aimc_lib.times import REPORT_TIMES_S  # noqa: E402
 
-MAIN = {"custom training, GDC": "resnet32-custom_gdc", "custom training, AdaBS": "resnet32-custom_adabs",
-        "custom training, no compensation": "resnet32-custom_none",
-        "direct mapping (FP32 model), GDC": "resnet32-fp32_gdc",
-        "direct mapping (FP32 model), no compensation": "resnet32-fp32_none"}
+MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
+COMPENSATION_LABELS = {"gdc": "GDC", "adabs": "AdaBS", "none": "no compensation"}
+#: The committed results in the note's order (custom training first, then by compensation).
+MAIN = {f"{MODEL_LABELS[m]}, {COMPENSATION_LABELS[c]}": result_name(m, c)
+        for m in MODEL_LABELS for c in COMPENSATION_LABELS if (m, c) in COMMITTED_RESULTS}
 TIMES = {"1e-5 s": 1e-5, **REPORT_TIMES_S}  # right after programming, then the note's usual times
 
 
