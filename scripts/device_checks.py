@@ -27,7 +27,8 @@ from aimc_lib.data import load_cifar10  # noqa: E402
 from aimc_lib.evaluation import percent_correct, predict  # noqa: E402
 from aimc_lib.experiments import DAY_S  # noqa: E402
 from aimc_lib.config import device_description, strict_fp32  # noqa: E402
-from aimc_lib.mapping import AnalogChip  # noqa: E402
+from aimc_lib.mapping import AnalogChip
+from aimc_lib.periphery import Periphery  # noqa: E402
 from aimc_lib.training import TrainConfig, train  # noqa: E402
 from aimc_lib.zoo import load_model  # noqa: E402
 
@@ -72,6 +73,20 @@ def main(argv=None) -> int:
         acc = [percent_correct(p, test.y) for p in (p_cpu, p_gpu)]
         record(f"accuracy_{label}", flips <= 10, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
                predictions_differing=flips, seconds_cpu=round(t_cpu, 2), seconds_gpu=round(t_gpu, 2))
+
+    # 2b. the periphery: without output noise the converters are deterministic, so both devices
+    # agree up to borderline roundings; with the aihwkit-like preset the accuracies agree within noise
+    no_noise = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
+    for label, per, max_flips in (("periphery_no_noise", no_noise, 30),
+                                  ("periphery_aihwkit_like", Periphery.aihwkit_like(), 150)):
+        t0 = time.time()
+        p_gpu = predict(AnalogChip(gpu_model, seed=3).read(DAY_S, periphery=per), test)
+        t_gpu = time.time() - t0
+        p_cpu = predict(AnalogChip(cpu_model, seed=3).read(DAY_S, periphery=per), test)
+        flips = int((p_gpu != p_cpu).sum())
+        acc = [percent_correct(p, test.y) for p in (p_cpu, p_gpu)]
+        record(f"accuracy_{label}", flips <= max_flips, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
+               predictions_differing=flips, seconds_gpu=round(t_gpu, 2))
 
     # 3. training on CUDA (the test images stand in for training data: a smoke check, not a result)
     torch.backends.cudnn.deterministic = True
