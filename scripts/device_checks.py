@@ -27,7 +27,7 @@ from aimc_lib.data import load_cifar10  # noqa: E402
 from aimc_lib.evaluation import percent_correct, predict  # noqa: E402
 from aimc_lib.experiments import DAY_S  # noqa: E402
 from aimc_lib.config import device_description, strict_fp32  # noqa: E402
-from aimc_lib.mapping import AnalogChip
+from aimc_lib.mapping import AnalogChip  # noqa: E402
 from aimc_lib.periphery import Periphery  # noqa: E402
 from aimc_lib.training import TrainConfig, train  # noqa: E402
 from aimc_lib.zoo import load_model  # noqa: E402
