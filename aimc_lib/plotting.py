@@ -256,6 +256,7 @@ def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right" if ax is b else "upper right")
     fig.suptitle(title or ("training log" if upto_epoch is None else f"training log, epochs 1 to {upto_epoch}"))
+    return fig
 
 
 # --- Figures of the periphery chapter ---
@@ -315,4 +316,157 @@ def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accu
     times = [t for res, _, _ in curves.values() for t in res["times_s"]]
     format_time_axis(ax, ymin=ymin, tmin=min(times), tmax=max(times))
     ax.legend(loc="lower left", fontsize=8)
+    return fig
+
+
+# --- Figures of chapters 5-8 ---
+
+def rms_weight_error(read: dict, targets: dict, relative_to: str = "w_max", w_max: dict | None = None) -> dict:
+    """Per layer rms of ``read - target`` weights, relative to the layer's rms weight or its ``W_max``.
+
+    ``read`` and ``targets`` map layer names to crossbar matrices; ``relative_to`` is ``"rms"`` (the
+    layer's rms target weight) or ``"w_max"`` (``w_max[name]``, default the largest target weight).
+    Returns ``{name: fraction}``.
+    """
+    if relative_to not in ("rms", "w_max"):
+        raise ValueError(f"relative_to must be 'rms' or 'w_max', got {relative_to!r}")
+    out = {}
+    for name, w in targets.items():
+        err = (read[name] - w).pow(2).mean().sqrt()
+        ref = w.pow(2).mean().sqrt() if relative_to == "rms" else (
+            w_max[name] if w_max is not None else w.abs().max())
+        out[name] = float(err / ref)
+    return out
+
+
+def plot_fine_tuning_log(log: dict, train_images: int, reference_acc: float | None = None,
+                      title: str = "", xlabel: str = "Epoch", train_label: str = "training batches",
+                      test_color: str = "tab:blue"):
+    """A training log (``zoo.training_log``): loss, accuracies and learning rate per epoch, three panels.
+
+    ``train_images``: the size of the training set the run used (for the planned schedule);
+    ``reference_acc``: a dashed reference line on the accuracy panel (e.g. the FP32 model's).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from .training import TrainConfig, lr_at
+
+    ep = log["epochs"]
+    epoch = np.array([r["epoch"] for r in ep])
+    cfg = TrainConfig(**log["config"])
+    steps_per_epoch = (cfg.train_subset or train_images) // cfg.batch_size
+    step = np.arange(cfg.epochs * steps_per_epoch)
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.5), layout="constrained")
+    a.plot(epoch, [r["train_loss"] for r in ep], "o-", ms=4, color="tab:purple")
+    a.set_ylabel("Training loss")
+    b.plot(epoch, [r["train_acc"] for r in ep], "o-", ms=4, color="0.5", label=train_label)
+    b.plot(epoch, [r["test_acc"] for r in ep], "s-", ms=4, color=test_color, label="test set, after the epoch")
+    if reference_acc is not None:
+        b.axhline(reference_acc, color="k", ls="--", lw=1.2, label=f"reference: {reference_acc:.2f} %")
+    b.set_ylabel("Accuracy (%)")
+    b.legend(fontsize=8)
+    c.plot((step + 1) / steps_per_epoch, [lr_at(s, len(step), cfg) for s in step], color="0.7", label="schedule")
+    c.plot(epoch, [r["lr_end"] for r in ep], "o", ms=4, color="tab:orange", label="at the end of each epoch")
+    c.set_ylabel("Learning rate")
+    c.legend(fontsize=8)
+    for ax in (a, b, c):
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_layer_bars(ax, names: list[str], values: dict[str, np.ndarray], colors: dict[str, str],
+                    ylabel: str, fmt: str = "{:.1f}"):
+    """Grouped bars, one group per layer and one bar per entry of ``values`` (legend: the median)."""
+    x = np.arange(len(names))
+    width = 0.8 / len(values)
+    for i, (label, v) in enumerate(values.items()):
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, v, width=width, color=colors[label],
+               label=f"{label}: median {fmt.format(np.median(v))}")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8.5)
+    return ax
+
+
+def plot_noise_sweep(ax, sweeps: dict[str, dict], styles: dict[str, dict] | None = None):
+    """Accuracy vs relative inference weight noise (``accuracy_under_weight_noise`` results), in %."""
+    styles = styles or {}
+    for label, r in sweeps.items():
+        ax.errorbar(100 * np.asarray(r["etas"]), r["mean"], yerr=r["std"], capsize=3, label=label,
+                    **styles.get(label, {}))
+    ax.set_xlabel(r"Relative weight noise at inference, $\eta_{inf}$ (% of max|W| per layer)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def eta_sweep_frame(eta_sweep: dict, weight_noise: dict, eta_tr: float):
+    """One frame of the eta_tr ablation: the short fine-tune with ``eta_tr`` highlighted among all of them,
+    with the shipped FP32 and custom models (committed studies ``eta_sweep`` and ``weight_noise``)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    plot_noise_sweep(ax, {"FP32 (shipped)": weight_noise["resnet32-fp32"],
+                          "custom (shipped, 15 epochs)": weight_noise["resnet32-custom"]},
+                     {"FP32 (shipped)": dict(STYLE["direct"], alpha=0.8),
+                      "custom (shipped, 15 epochs)": dict(STYLE["custom"], alpha=0.8)})
+    for key, r in eta_sweep["runs"].items():
+        sel = np.isclose(float(key), eta_tr)
+        ax.errorbar(100 * np.asarray(r["etas"]), r["mean"], yerr=r["std"] if sel else None, capsize=3,
+                    color="tab:green" if sel else "0.75", lw=2.2 if sel else 1, marker="o" if sel else None,
+                    zorder=3 if sel else 1,
+                    label=(f"short fine-tune, $\\eta_{{tr}}$ = {100 * eta_tr:g} %"
+                           + (" (clipping only)" if eta_tr == 0 else "")) if sel else None)
+    ax.plot([], [], color="0.75", label="the other short fine-tunes")
+    ax.set_ylim(55, 95)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"{eta_sweep['epochs']} epochs on {eta_sweep['train_images']:,} images, 2-sigma clipping; "
+                 f"{eta_sweep['test_images']:,} test images", fontsize=9.5)
+    return fig
+
+
+def plot_bn_mismatch(mismatch: dict[str, dict], styles: dict[str, dict]):
+    """Scale and shift of every BatchNorm layer's inputs relative to its running statistics (two panels)."""
+    names = list(next(iter(mismatch.values())))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for label, stats in mismatch.items():
+        a.plot([stats[n][0] for n in names], ms=4, lw=1.2, label=label, **styles[label])
+        b.plot([stats[n][1] for n in names], ms=4, lw=1.2, label=label, **styles[label])
+    a.axhline(1, color="0.5", lw=0.8)
+    a.set_yscale("log")
+    a.set_ylabel("scale: std of inputs / running std")
+    b.set_ylabel("shift: |mean - running mean| / running std")
+    for ax in (a, b):
+        ax.set_xlabel(f"BatchNorm layer, input to output (0 ... {len(names) - 1})")
+        ax.grid(alpha=0.3)
+    a.legend(fontsize=8)
+    a.set_title("Does each BatchNorm see the scale it expects?", fontsize=10)
+    b.set_title("... and the mean it expects?", fontsize=10)
+    return fig
+
+
+def plot_gdc_factors(ts: np.ndarray, alpha: np.ndarray, layer_names: list[str], alpha_day: dict[str, float],
+                     reference_curves: dict[str, np.ndarray], day_reference: float):
+    """GDC factor of every layer vs time (left) and one day after programming relative to a curve (right)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained", gridspec_kw={"width_ratios": [1, 1.3]})
+    for j, name in enumerate(layer_names):
+        a.plot(ts, alpha[:, j], color=STAGE_COLORS[stage_of_layer(name)], lw=0.8, alpha=0.8)
+    for (label, curve), ls in zip(reference_curves.items(), ("--", ":", "-.")):
+        a.plot(ts, curve, "k", ls=ls, lw=1.5, label=label)
+    for stage, color in STAGE_COLORS.items():
+        a.plot([], [], color=color, label=stage)
+    a.set_xscale("log")
+    a.set_xlabel("Time after programming (s)")
+    a.set_ylabel(r"GDC factor $\alpha_l(t)$")
+    a.set_title("GDC factor of every layer (one chip)", fontsize=10)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=7.5, ncol=2)
+    dev = [100 * (alpha_day[n] / day_reference - 1) for n in layer_names]
+    b.bar(range(len(layer_names)), dev, color=[STAGE_COLORS[stage_of_layer(n)] for n in layer_names])
+    b.axhline(0, color="k", ls="--", lw=1.2)
+    b.set_xticks(range(len(layer_names)), layer_names, rotation=90, fontsize=6.5)
+    b.set_ylabel(r"$\alpha_l$(1 day) vs. the dashed curve (%)")
+    b.set_title("GDC factors one day after programming, relative to the dashed curve", fontsize=10)
     return fig

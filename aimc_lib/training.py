@@ -98,6 +98,28 @@ def _epoch_generators(cfg: TrainConfig, epoch: int):
     return data_g, noise_g
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               cfg: TrainConfig, noise_generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step of (noise-aware) training, at the optimizer's current learning rate.
+
+    Forward pass with ``W + eta_tr * max|W_l| * xi`` (fresh ``xi`` from ``noise_generator``) when
+    ``cfg.eta_tr > 0``, else with the clean weights; the gradient, taken at the noisy weights,
+    updates the clean ones; then each analog layer is clipped to ``+- clip_alpha * std(W_l)`` when
+    ``cfg.clip_alpha > 0``. Returns the loss (a scalar tensor) and the logits of the batch.
+    """
+    if cfg.eta_tr > 0:
+        out = functional_call(model, noisy_weights(model, cfg.eta_tr, noise_generator), (x,), strict=False)
+    else:
+        out = model(x)
+    loss = nn.functional.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if cfg.clip_alpha > 0:
+        clip_weights(model, cfg.clip_alpha)
+    return loss, out
+
+
 def train_one_epoch(model, opt, train: Split, cfg: TrainConfig, epoch: int, total_steps: int,
                     progress: bool = True) -> dict:
     """One pass over ``train``; returns mean loss and accuracy (%) on the (noisy) training batches."""
@@ -113,16 +135,7 @@ def train_one_epoch(model, opt, train: Split, cfg: TrainConfig, epoch: int, tota
     for x, y in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total_steps, cfg)
-        if cfg.eta_tr > 0:
-            out = functional_call(model, noisy_weights(model, cfg.eta_tr, noise_g), (x,), strict=False)
-        else:
-            out = model(x)
-        loss = nn.functional.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if cfg.clip_alpha > 0:
-            clip_weights(model, cfg.clip_alpha)
+        loss, out = train_step(model, opt, x, y, cfg, noise_g)
         step += 1
         loss_sum += loss.item() * len(y)
         correct += (out.argmax(1) == y).sum().item()
