@@ -151,7 +151,7 @@ def test_every_shipped_key_is_checked_in_a_notebook():
 
 def test_shipped_answer_files_are_well_formed():
     for path in sorted(exercises.ANSWERS_DIR.glob("*.json")):
-        assert re.fullmatch(r"\d{2}\.json", path.name), path.name
+        assert re.fullmatch(r"\d{2}[a-z]?\.json", path.name), path.name
         for label, raw in json.loads(path.read_text()).items():
             assert exercises.chapter_of(label) == path.stem, label
             assert set(raw) <= {"value", "abs_tol", "unit", "fast_value", "fast_abs_tol", "hint"}, label
