@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+import numpy as np
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +55,38 @@ def main() -> int:
         for i, eta in enumerate(etas):
             print(f"| {100 * eta:g} | " + " | ".join(f"{r['mean'][i]:.2f} +- {r['std'][i]:.2f}"
                                                     for r in noise.values()) + " |")
+    preview = zoo.RESULTS_DIR / "periphery-preview"
+    if preview.exists():
+        print(periphery_preview_table(preview))
     return 0
+
+
+def paired_cells(res: dict, ideal: dict) -> list[str]:
+    """Per grid time: the mean accuracy and, in brackets, its chip-by-chip change from ``ideal`` (same chips)."""
+    pc, ref = np.asarray(res["per_chip"]), np.asarray(ideal["per_chip"])
+    if res["meta"]["seeds"] != ideal["meta"]["seeds"] or res["meta"]["test_images"] != ideal["meta"]["test_images"]:
+        raise ValueError("paired differences need the same chips and test images")
+    return [f"{m:.2f} ({d:+.2f})" for m, d in zip(pc.mean(0), (pc - ref).mean(0))]
+
+
+def periphery_preview_table(folder: Path) -> str:
+    """The periphery preview: each variant's accuracy and its paired change from the ideal periphery."""
+    rows = ["| model, periphery (GDC) | chips x images | " + " | ".join(
+        f"{t:g} s" for t in load_results(folder / "grid_resnet32-fp32_gdc_ideal.json")["times_s"]) + " |"]
+    rows.append("| --- | --- | " + " | ".join("---" for _ in rows[0].split("|")[3:-1]) + " |")
+    for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
+        ideal = load_results(folder / f"grid_{model}_gdc_ideal.json")
+        for v in ("ideal", "aihwkit"):
+            res = load_results(folder / f"grid_{model}_gdc_{v}.json")
+            rows.append(f"| {label}, {v} | {res['meta']['n_chips']} x {res['meta']['test_images']} | "
+                        + " | ".join(paired_cells(res, ideal)) + " |")
+    rows += ["", "| direct mapping at 1 day, part switched on (GDC) | chips x images | accuracy (change on the same chips) |",
+             "| --- | --- | --- |"]
+    ideal = load_results(folder / "1day_resnet32-fp32_gdc_ideal.json")
+    for v in ("ideal", "dac-only", "adc-only", "out-noise-only", "aihwkit", "aihwkit-exact-gdc", "ideal-zero-target-noise"):
+        res = load_results(folder / f"1day_resnet32-fp32_gdc_{v}.json")
+        rows.append(f"| {v} | {res['meta']['n_chips']} x {res['meta']['test_images']} | {paired_cells(res, ideal)[0]} |")
+    return "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":
