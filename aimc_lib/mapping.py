@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from . import pcm
-from .models import analog_layers, check_finite, crossbar_matrix
+from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
+from .validation import calibration_images
 
 COMPENSATIONS = ("none", "gdc", "adabs")
 
@@ -87,6 +88,7 @@ class AnalogChip:
 
     def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0):
         check_finite(model)
+        check_analog_model(model)
         self.params = params
         self.seed = seed
         self._template = copy.deepcopy(model).eval()
@@ -151,6 +153,8 @@ class AnalogChip:
         check_compensation(compensation)
         if compensation == "adabs" and calibration_x is None:
             raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
+        if compensation == "adabs":
+            calibration_images(calibration_x)
         layers = analog_layers(model)
         if set(layers) != set(self.layers):
             raise ValueError("read_into: model does not have the programmed network's layers")
