@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .models import check_finite
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupted, or does not fit the network."""
@@ -21,17 +23,44 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def state_sha256(state: dict) -> str:
+    """sha256 of a state dict: every entry's name, dtype, shape and raw bytes, in order."""
+    h = hashlib.sha256()
+    for name, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"state entry {name!r} is a {type(t).__name__}, not a tensor")
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_atomic(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file, then rename: an interrupted save never leaves half a file."""
+    """``torch.save`` to a temporary file, then rename: an interrupted save never leaves half a file.
+
+    A dict with a ``"model"`` state dict also gets ``"weights_sha256"`` (see :func:`state_sha256`),
+    checked by :func:`load_state`.
+    """
     path = Path(path)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = {**obj, "weights_sha256": state_sha256(obj["model"])}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
 def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint dict with ``weights_only=True``; clear errors for missing or corrupted files."""
+    """Load a checkpoint dict with ``weights_only=True``; clear errors for missing or corrupted files.
+
+    When the checkpoint carries ``"weights_sha256"`` (every checkpoint written by
+    :func:`save_atomic`, e.g. by training), the weights must match it. Older checkpoints without
+    it load as before: the zip records' own checks still catch truncation, and loading into a
+    network checks names and shapes; the shipped models are verified against the manifest's
+    file sha256 instead.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file (did you mean {path / 'model.pt'}?)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -39,15 +68,33 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint "
                               f"({type(e).__name__}: {e})") from e
-    if not isinstance(obj, dict) or "model" not in obj:
+    if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise CheckpointError(f"checkpoint {path} holds no 'model' state dict")
+    want = obj.get("weights_sha256")
+    if want is not None:
+        got = state_sha256(obj["model"])
+        if got != want:
+            raise CheckpointError(f"checkpoint {path}: weights do not match their sha256 (file corrupted or "
+                                  f"edited): {got[:12]}... != {str(want)[:12]}...")
     return obj
 
 
 def load_into(model: nn.Module, state: dict, source: str = "checkpoint") -> nn.Module:
-    """Load ``state`` into ``model``, with a clear error if the architecture does not match."""
+    """Load ``state`` into ``model``, with a clear error if the architecture does not match or a
+    parameter or buffer (BatchNorm statistics too) holds NaN or Inf."""
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{source} does not fit this network architecture: {e}") from e
+    try:
+        check_finite(model)
+    except ValueError as e:
+        raise CheckpointError(f"{source}: {e}") from e
     return model
+
+
+def check_state_finite(state: dict, source: str = "checkpoint") -> None:
+    """Raise CheckpointError naming the first floating-point entry of ``state`` that holds NaN or Inf."""
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{source}: {name!r} holds NaN or Inf values")
