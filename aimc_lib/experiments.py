@@ -19,7 +19,9 @@ from .config import provenance
 from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
-from .pcm import PCMParams, check_time
+from . import validation
+from .pcm import PCMParams, check_time  # noqa: F401 (re-exported)
+from .resume import ChipLog, estimate_seconds, warn_if_long
 from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)
 from .times import DAY_S, DEFAULT_TIMES_S, HOUR_S, MINUTE_S, MONTH_S, REPORT_TIMES_S, YEAR_S  # noqa: F401
 from .weight_noise import noisy_weights
@@ -40,7 +42,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      test_subset: int = 0, calibration_split: Split | None = None,
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
                      compile: bool = False, fp32_accuracy: float | None = None,
-                     batch_size: int = 1000, calibration_augmented: bool = True) -> dict:
+                     batch_size: int = 1000, calibration_augmented: bool = True, results_path=None) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
@@ -54,13 +56,17 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     one-off compilation of tens of seconds; worth it for long grids). ``fp32_accuracy``, if
     given, is recorded as the digital baseline instead of being measured again on ``test``.
     ``batch_size``: images per forward pass (on a GPU, the whole test set at once is fastest).
+    ``results_path``: write the result there (JSON), saving each finished chip as it goes to
+    ``<results_path>.partial.json``; an interrupted call resumes after its last finished chip
+    when called again with the same arguments (bit-identical result), and refuses different
+    ones (see :mod:`aimc_lib.resume`). Arguments are checked up front (:mod:`aimc_lib.validation`),
+    and a run estimated to take over an hour gets a warning with the estimate.
     """
     check_compensation(compensation)
-    times = [check_time(t) for t in times_s]
-    if sorted(times) != times:
-        raise ValueError("times_s must be in increasing order (a chip is read forward in time)")
-    if n_chips < 1:
-        raise ValueError(f"n_chips must be >= 1, got {n_chips}")
+    times = validation.drift_run(model, test, times_s, n_chips, params, seed, test_subset, batch_size,
+                                 calibration_split, calibration_images, fp32_accuracy,
+                                 dict(progress=progress, compile=compile, calibration_augmented=calibration_augmented,
+                                      model_name=model_name))
     if test_subset:
         test = test.subset(test_subset, seed=0)
     calib_x = None
@@ -74,14 +80,26 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
     analog_model = copy.deepcopy(model).eval()  # one model, its weights overwritten at every read
     runner = torch.compile(analog_model) if compile else analog_model
+    chips = ChipLog(results_path, len(times), model=model, test_x=test.x, test_y=test.y, times_s=times,
+                    compensation=compensation, params=params.to_dict(), seed=seed, calibration_x=calib_x,
+                    calibration_augmented=calibration_augmented, batch_size=batch_size, compile=compile,
+                    device=str(next(model.parameters()).device))
+    todo = (n_chips - min(chips.n_done, n_chips)) * len(times)
+    warn_if_long(estimate_seconds(analog_model, test, batch_size, todo, accuracy), todo)
     for k in range(n_chips):
+        if chips.done(k):  # finished by an interrupted earlier call with the same arguments
+            per_chip[k] = chips.rows[k]
+            bar.update(len(times))
+            continue
+        t_chip = time.time()
         chip = AnalogChip(model, params, seed=seed + k)
         for j, t in enumerate(times):
             chip.read_into(analog_model, t, compensation, calib_x)
             per_chip[k, j] = accuracy(runner, test, batch_size)
             bar.update()
+        chips.add(k, per_chip[k], time.time() - t_chip)
     bar.close()
-    return {
+    return chips.finish({
         "times_s": times,
         "mean": per_chip.mean(0).tolist(),
         "std": per_chip.std(0, ddof=1).tolist() if n_chips > 1 else [0.0] * len(times),
@@ -96,7 +114,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             **provenance(next(model.parameters()).device),
             "wall_seconds": round(time.time() - t_start, 1), "compiled": compile,
         },
-    }
+    })
 
 
 def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: int = 3, seed: int = 0,

@@ -219,3 +219,38 @@ def format_duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} hours"
     return f"{seconds / 60:.0f} minutes"
+
+
+def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_size, calibration_split,
+              calibration_images_n, fp32_accuracy, flags: dict) -> list[float]:
+    """Check the arguments of :func:`aimc_lib.experiments.accuracy_vs_time`; returns the time grid."""
+    from torch import nn
+    from .data import Split
+    from .models import check_analog_model, check_finite
+    from .pcm import PCMParams
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_analog_model(model)
+    check_finite(model)
+    if not isinstance(test, Split):
+        raise ArgumentError(f"test must be an aimc_lib.data.Split (e.g. load_cifar10('test')), got {type(test).__name__}")
+    if not isinstance(params, PCMParams):
+        raise ArgumentError(f"params must be an aimc_lib.pcm.PCMParams, got {type(params).__name__}")
+    times = time_grid(times_s, params)
+    n = positive_int("n_chips", n_chips)
+    seed(seed_, "seed", n)
+    integer("test_subset (0 = all test images)", test_subset, 0, len(test))
+    positive_int("batch_size", batch_size)
+    positive_int("calibration_images", calibration_images_n)
+    if calibration_split is not None and not isinstance(calibration_split, Split):
+        raise ArgumentError(f"calibration_split must be a Split (e.g. the training set) or None, "
+                            f"got {type(calibration_split).__name__}")
+    if fp32_accuracy is not None:
+        number("fp32_accuracy (%)", fp32_accuracy, 0.0, 100.0)
+    for name, v in flags.items():
+        if name == "model_name":
+            if not isinstance(v, str):
+                raise ArgumentError(f"model_name must be a string, got {v!r}")
+        else:
+            bool_flag(name, v)
+    return times
