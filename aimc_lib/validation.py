@@ -11,6 +11,7 @@ import math
 import numbers
 import os
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -49,15 +50,16 @@ def number(name: str, v, low: float | None = None, high: float | None = None,
 
 def integer(name: str, v, low: int | None = None, high: int | None = None) -> int:
     """``v`` as an int in ``low..high`` (bounds inclusive), else ArgumentError; bools and floats refused."""
-    rng = f"{'' if low is None else low}..{'' if high is None else high}"
+    rng = (f"in {low}..{high}" if low is not None and high is not None else f">= {low}" if low is not None
+           else f"<= {high}" if high is not None else "")
     ok_type = (isinstance(v, numbers.Integral) and not isinstance(v, bool)) or (
         isinstance(v, torch.Tensor) and v.numel() == 1 and not v.dtype.is_floating_point
         and not v.dtype.is_complex and v.dtype != torch.bool)
     if not ok_type:
-        raise ArgumentError(f"{name} must be an integer in {rng}, got {v!r} ({type(v).__name__})")
+        raise ArgumentError(f"{name} must be an integer {rng}, got {v!r} ({type(v).__name__})".replace("  ", " "))
     i = int(v)
     if (low is not None and i < low) or (high is not None and i > high):
-        raise ArgumentError(f"{name} must be an integer in {rng}, got {i}")
+        raise ArgumentError(f"{name} must be an integer {rng}, got {i}")
     return i
 
 
@@ -254,3 +256,45 @@ def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_s
         else:
             bool_flag(name, v)
     return times
+
+
+def writable_folder(folder, name: str = "output") -> None:
+    """Raise ArgumentError unless ``folder`` exists, is a folder and a file can be created in it."""
+    import tempfile
+    folder = Path(folder)
+    if not folder.exists():
+        raise ArgumentError(f"{name}: folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise ArgumentError(f"{name}: {folder} is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".aimc-write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ArgumentError(f"{name}: cannot write in folder {folder} ({e.strerror or e})") from None
+
+
+def same_file(a, b) -> bool:
+    """True if paths ``a`` and ``b`` name the same existing file (also through links)."""
+    try:
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def output_file(path, name: str = "--out", inputs=(), force: bool = False) -> Path:
+    """Check an output file before any computation: not an input (never, even with ``force``), not a
+    folder, in an existing writable folder, and not an existing file unless ``force``."""
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ArgumentError(f"{name} must be a file path, got {path!r}")
+    p = Path(path)
+    for i in inputs:
+        if i is not None and same_file(p, i):
+            raise ArgumentError(f"{name} {path} is also an input ({i}); writing it would destroy the input: "
+                                f"choose another output name")
+    if p.is_dir():
+        raise ArgumentError(f"{name} {path} is a folder; give a file name")
+    writable_folder(p.resolve().parent if p.parent != Path("") else Path("."), name)
+    if p.exists() and not force:
+        raise ArgumentError(f"{name} {path} exists; pass --force to replace it, or choose another name")
+    return p
