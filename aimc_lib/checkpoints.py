@@ -52,7 +52,7 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
 def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint dict with ``weights_only=True``; clear errors for missing or corrupted files.
 
-    When the checkpoint carries ``"weights_sha256"`` (every checkpoint written by
+    Every floating-point weight and buffer must be finite (no NaN/Inf). When the checkpoint carries ``"weights_sha256"`` (every checkpoint written by
     :func:`save_atomic`, e.g. by training), the weights must match it. Older checkpoints without
     it load as before: the zip records' own checks still catch truncation, and loading into a
     network checks names and shapes; the shipped models are verified against the manifest's
@@ -76,6 +76,7 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
         if got != want:
             raise CheckpointError(f"checkpoint {path}: weights do not match their sha256 (file corrupted or "
                                   f"edited): {got[:12]}... != {str(want)[:12]}...")
+    check_state_finite(obj["model"], f"checkpoint {path}")
     return obj
 
 

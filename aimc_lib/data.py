@@ -216,6 +216,7 @@ def augment(x_uint8: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
 def batches(split: Split, batch_size: int, device="cpu", shuffle_generator: torch.Generator | None = None,
             augment_generator: torch.Generator | None = None, drop_last: bool = False):
     """Yield normalized ``(x, y)`` mini-batches; shuffled / augmented when generators are given."""
+    batch_size = integer("batch_size", batch_size, 1)
     x = augment(split.x, augment_generator) if augment_generator is not None else split.x
     n = len(split)
     order = torch.randperm(n, generator=shuffle_generator) if shuffle_generator is not None else torch.arange(n)

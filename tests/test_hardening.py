@@ -84,16 +84,24 @@ time_grids = st.one_of(st.lists(time_values, max_size=4), anything,
 @given(times=time_grids, n_chips=st.one_of(st.integers(-1, 3), anything),
        seed=st.one_of(st.integers(-2, 5), st.just(2 ** 63), anything),
        test_subset=st.one_of(st.integers(-1, 25), anything), batch_size=st.one_of(st.integers(-1, 30), anything),
-       compensation=st.sampled_from(["none", "gdc", "adabs", "GDC", 3]))
-def test_accuracy_vs_time_clear_error_or_correct_result(times, n_chips, seed, test_subset, batch_size, compensation):
+       compensation=st.sampled_from(["none", "gdc", "adabs", "GDC", 3]),
+       model=st.sampled_from([MODEL, MODEL, MODEL, None, "resnet32", nn.Sequential(nn.ReLU())]),
+       test=st.sampled_from([TEST, TEST, TEST, None, (TEST.x, TEST.y)]),
+       params=st.sampled_from([PCMParams(), PCMParams(), None, {"drift_scale": 1.0}]),
+       calibration_images=st.sampled_from([20, 20, 0, 21, 2.0]))
+def test_accuracy_vs_time_clear_error_or_correct_result(times, n_chips, seed, test_subset, batch_size, compensation,
+                                                        model, test, params, calibration_images):
     calib = tiny_split(20, seed=1)
     try:
-        res = accuracy_vs_time(MODEL, TEST, times, n_chips=n_chips, compensation=compensation, seed=seed,
+        res = accuracy_vs_time(model, test, times, n_chips=n_chips, compensation=compensation, seed=seed,
                                test_subset=test_subset, batch_size=batch_size, calibration_split=calib,
-                               calibration_images=20, calibration_augmented=False, progress=False)
+                               calibration_images=calibration_images, calibration_augmented=False,
+                               progress=False, params=params)
     except (ValueError, TypeError) as e:
         assert_clear_error(e)
         return
+    assert model is MODEL and test is TEST and params == PCMParams()
+    assert compensation != "adabs" or calibration_images == 20
     # accepted: the arguments were valid, and the result is exactly the protocol's
     grid = [float(t) for t in times]
     assert res["times_s"] == grid and all(math.isfinite(t) and t >= 0 for t in grid)
@@ -167,6 +175,18 @@ def test_train_config_clear_error_or_valid(kw):
     assert cfg.batch_size <= (cfg.train_subset or 50_000) and (cfg.depth - 2) % 6 == 0
     assert math.isfinite(cfg.lr_max) and cfg.lr_max > 0 and 0 <= cfg.label_smoothing < 1
     assert math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0 and len(cfg.widths) == 3
+
+
+@FAST
+@given(n=st.one_of(st.integers(-1, 25), anything), seed=st.one_of(st.integers(-1, 2 ** 64), anything))
+def test_subset_clear_error_or_balanced(n, seed):
+    try:
+        s = TEST.subset(n, seed=seed)
+    except (ValueError, TypeError) as e:
+        assert_clear_error(e)
+        return
+    assert isinstance(n, int) and 1 <= n <= len(TEST) and len(s) == n
+    assert s.x.dtype == torch.uint8 and set(s.y.tolist()) <= set(TEST.y.tolist())
 
 
 @FAST
