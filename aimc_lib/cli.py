@@ -199,7 +199,6 @@ def cmd_drift(a) -> int:
 
 def _check_figure_inputs(series: dict, paths: dict) -> None:
     """Warn when the two result files do not make a fair comparison."""
-    import warnings
     if len(series) < 2:
         return
     c, d = series["custom"]["meta"], series["direct"]["meta"]
