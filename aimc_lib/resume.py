@@ -24,7 +24,7 @@ from torch import nn
 
 from .checkpoints import state_sha256
 from .result_files import save_results
-from .validation import format_duration
+from .validation import ArgumentError, format_duration, writable_folder
 
 PARTIAL_SUFFIX = ".partial.json"
 #: A run estimated to take longer than this (s) gets a warning with the estimate.
@@ -72,10 +72,22 @@ class ChipLog:
     def __init__(self, results_path, n_times: int, **fingerprint_parts):
         self.rows: list[list[float]] = []
         self.seconds = 0.0
+        if results_path is not None and (not isinstance(results_path, (str, os.PathLike)) or not str(results_path)):
+            raise ArgumentError(f"results_path must be a file path or None, got {results_path!r}")
         self.path = None if results_path is None else partial_path(results_path)
         self.results_path = None if results_path is None else Path(results_path)
         if self.path is None:
             return
+        if self.results_path.is_dir():
+            raise ArgumentError(f"results_path {results_path} is a folder; give a file name")
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)  # as save_results does
+        except OSError as e:
+            blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+            raise ArgumentError(f"results_path: {blocking} is not a folder" if blocking else
+                                f"results_path: cannot create folder {folder} ({e.strerror or e})") from None
+        writable_folder(folder, "results_path")  # before the first chip, not after it
         self.fingerprint = fingerprint(**fingerprint_parts)
         self.n_times = n_times
         if self.path.exists():

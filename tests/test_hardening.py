@@ -423,6 +423,24 @@ def test_resume_refuses_other_arguments(tmp_path, monkeypatch):
         accuracy_vs_time(MODEL, TEST, results_path=out, **kw)
 
 
+def test_results_path_checked_before_the_first_chip(tmp_path, monkeypatch):
+    def no_chips(*a, **k):
+        raise AssertionError("a chip was programmed before the results path was checked")
+    monkeypatch.setattr(AnalogChip, "__init__", no_chips)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ArgumentError, match="results_path: .*afile is not a folder"):
+        accuracy_vs_time(MODEL, TEST, [1.0], n_chips=1, progress=False, results_path=afile / "r.json")
+    with pytest.raises(ArgumentError, match="is a folder"):
+        accuracy_vs_time(MODEL, TEST, [1.0], n_chips=1, progress=False, results_path=tmp_path)
+    with pytest.raises(ArgumentError, match="results_path must be a file path"):
+        accuracy_vs_time(MODEL, TEST, [1.0], n_chips=1, progress=False, results_path=3)
+    monkeypatch.undo()
+    out = tmp_path / "new" / "deeper" / "r.json"  # missing folders are created, as save_results does
+    accuracy_vs_time(MODEL, TEST, [1.0], n_chips=1, progress=False, results_path=out)
+    assert load_results(out)["per_chip"]
+
+
 def test_long_run_warning(monkeypatch):
     from aimc_lib import experiments
     monkeypatch.setattr(experiments, "estimate_seconds", lambda *a: 5 * 3600.0)
