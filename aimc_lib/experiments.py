@@ -21,6 +21,7 @@ from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
 from . import validation
 from .pcm import PCMParams, check_time  # noqa: F401 (re-exported)
+from .periphery import Periphery
 from .resume import ChipLog, estimate_seconds, warn_if_long
 from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)
 from .times import DAY_S, DEFAULT_TIMES_S, HOUR_S, MINUTE_S, MONTH_S, REPORT_TIMES_S, YEAR_S  # noqa: F401
@@ -42,7 +43,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      test_subset: int = 0, calibration_split: Split | None = None,
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
                      compile: bool = False, fp32_accuracy: float | None = None,
-                     batch_size: int = 1000, calibration_augmented: bool = True, results_path=None) -> dict:
+                     batch_size: int = 1000, calibration_augmented: bool = True,
+                     periphery: Periphery | None = None, results_path=None) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
@@ -56,12 +58,19 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     one-off compilation of tens of seconds; worth it for long grids). ``fp32_accuracy``, if
     given, is recorded as the digital baseline instead of being measured again on ``test``.
     ``batch_size``: images per forward pass (on a GPU, the whole test set at once is fastest).
+    ``periphery``: converters and output noise of every analog layer (:mod:`aimc_lib.periphery`;
+    ``None`` = ideal). A chip's conductances do not depend on it, so results with different
+    peripheries and the same ``seed`` are paired chip by chip.
     ``results_path``: write the result there (JSON), saving each finished chip as it goes to
     ``<results_path>.partial.json``; an interrupted call resumes after its last finished chip
     when called again with the same arguments (bit-identical result), and refuses different
     ones (see :mod:`aimc_lib.resume`). Arguments are checked up front (:mod:`aimc_lib.validation`),
     and a run estimated to take over an hour gets a warning with the estimate.
     """
+    if periphery is not None and not isinstance(periphery, Periphery):
+        raise validation.ArgumentError(f"periphery must be an aimc_lib.periphery.Periphery or None, "
+                                       f"got {type(periphery).__name__}")
+    periphery = periphery or Periphery.ideal()
     check_compensation(compensation)
     times = validation.drift_run(model, test, times_s, n_chips, params, seed, test_subset, batch_size,
                                  calibration_split, calibration_images, fp32_accuracy,
@@ -79,11 +88,11 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     per_chip = np.zeros((n_chips, len(times)))
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
     analog_model = copy.deepcopy(model).eval()  # one model, its weights overwritten at every read
-    runner = torch.compile(analog_model) if compile else analog_model
+    runner = torch.compile(analog_model) if compile and periphery.is_ideal else analog_model
     chips = ChipLog(results_path, len(times), model=model, test_x=test.x, test_y=test.y, times_s=times,
                     compensation=compensation, params=params.to_dict(), seed=seed, calibration_x=calib_x,
                     calibration_augmented=calibration_augmented, batch_size=batch_size, compile=compile,
-                    device=str(next(model.parameters()).device))
+                    device=str(next(model.parameters()).device), periphery=periphery.to_dict())
     todo = (n_chips - min(chips.n_done, n_chips)) * len(times)
     warn_if_long(estimate_seconds(analog_model, test, batch_size, todo, accuracy), todo)
     for k in range(n_chips):
@@ -94,8 +103,11 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
         t_chip = time.time()
         chip = AnalogChip(model, params, seed=seed + k)
         for j, t in enumerate(times):
-            chip.read_into(analog_model, t, compensation, calib_x)
-            per_chip[k, j] = accuracy(runner, test, batch_size)
+            if periphery.is_ideal:
+                chip.read_into(analog_model, t, compensation, calib_x)
+                per_chip[k, j] = accuracy(runner, test, batch_size)
+            else:
+                per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x, periphery=periphery), test, batch_size)
             bar.update()
         chips.add(k, per_chip[k], time.time() - t_chip)
     bar.close()
@@ -109,10 +121,10 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             "fp32_accuracy": accuracy(model, test, batch_size) if fp32_accuracy is None else float(fp32_accuracy),
             "test_images": len(test),
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
-            "pcm_params": params.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
+            "pcm_params": params.to_dict(), "periphery": periphery.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "calibration_augmented": calibration_augmented if calib_x is not None else None,
             **provenance(next(model.parameters()).device),
-            "wall_seconds": round(time.time() - t_start, 1), "compiled": compile,
+            "wall_seconds": round(time.time() - t_start, 1), "compiled": compile and periphery.is_ideal,
         },
     })
 

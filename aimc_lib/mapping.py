@@ -7,7 +7,7 @@ back is ``W = (G+ - G-) W_max / G_max``. An :class:`AnalogChip` holds one progra
 its programming noise and drift exponents are drawn once; every :meth:`AnalogChip.read` draws
 fresh read noise and returns a ready-to-evaluate copy of the network.
 
-Compensation (SCIENCE.md section 4):
+Compensation:
 
 * ``"none"``: the raw drifted weights.
 * ``"gdc"``: global drift compensation, one digital scalar per layer,
@@ -16,6 +16,13 @@ Compensation (SCIENCE.md section 4):
   after programming).
 * ``"adabs"``: GDC, then BatchNorm running statistics re-estimated from calibration images passed
   through the drifted network (learned BN scale and shift unchanged).
+
+Periphery: by default a read hands back an ordinary network whose weights are the read
+conductances (an ideal periphery). ``read(..., periphery=Periphery.aihwkit_like())`` instead
+replaces every analog layer by an :class:`aimc_lib.periphery.AnalogLayer` that computes its
+products through input DAC, output noise and ADC (see :mod:`aimc_lib.periphery`). The
+periphery's random draws (output noise) use a generator of their own, seeded from the chip's
+seed, so the conductances of a chip are the same with and without a periphery (paired studies).
 """
 from __future__ import annotations
 
@@ -27,7 +34,12 @@ from torch import nn
 
 from . import pcm
 from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
+from .periphery import AnalogLayer, Periphery, one_hot_readout
 from .validation import calibration_images
+
+#: The periphery's generators are seeded with the chip's seed plus this offset (and plus 1 for the
+#: GDC reference readout), apart from the chip's own generator.
+PERIPHERY_SEED_OFFSET = 2 ** 40
 
 COMPENSATIONS = ("none", "gdc", "adabs")
 
@@ -63,6 +75,7 @@ class ProgrammedLayer:
     g_minus_us: torch.Tensor
     nu_minus: torch.Tensor
     gdc_reference_us: float = 0.0
+    reference_diff_us: torch.Tensor | None = None  # the calibration read at t_ref = 0 (G+ - G-)
 
 
 def _set_crossbar(layer: nn.Module, w2d: torch.Tensor) -> None:
@@ -94,6 +107,8 @@ class AnalogChip:
         self._template = copy.deepcopy(model).eval()
         self.device = next(self._template.parameters()).device
         self.generator = torch.Generator().manual_seed(seed)  # CPU: device-independent chips
+        self.periphery_generator = torch.Generator().manual_seed(seed + PERIPHERY_SEED_OFFSET)
+        self._periphery_references: dict[Periphery, dict[str, float]] = {}
         self.layers: dict[str, ProgrammedLayer] = {}
         for name, layer in analog_layers(self._template).items():
             w = crossbar_matrix(layer).detach().float().cpu()
@@ -104,7 +119,8 @@ class AnalogChip:
             self.layers[name] = ProgrammedLayer(w_max, tuple(w.shape), gp, nup, gm, num)
         # Calibration read right after programming (t_ref = 0) for global drift compensation.
         for st in self.layers.values():
-            st.gdc_reference_us = float(self._read_difference(st, 0.0).abs().mean())
+            st.reference_diff_us = self._read_difference(st, 0.0)
+            st.gdc_reference_us = float(st.reference_diff_us.abs().mean())
 
     def _read_difference(self, st: ProgrammedLayer, t_s: float) -> torch.Tensor:
         p, g = self.params, self.generator
@@ -134,14 +150,56 @@ class AnalogChip:
         return out
 
     def read(self, t_s: float, compensation: str = "gdc", calibration_x: torch.Tensor | None = None,
-             calibration_batch_size: int = 500) -> nn.Module:
+             calibration_batch_size: int = 500, periphery: Periphery | None = None) -> nn.Module:
         """A fresh copy of the network with the weights this chip holds ``t_s`` seconds after programming.
 
         ``compensation``: ``"none"``, ``"gdc"`` or ``"adabs"`` (needs ``calibration_x``: normalized
-        float images, e.g. a few thousand training images). The returned model is in eval mode.
+        float images, e.g. a few thousand training images). ``periphery``: ``None`` or an ideal
+        :class:`~aimc_lib.periphery.Periphery` gives a plain network with the read weights;
+        any other computes every analog layer through DAC, output noise and ADC. The returned
+        model is in eval mode.
         """
-        return self.read_into(copy.deepcopy(self._template), t_s, compensation, calibration_x,
-                              calibration_batch_size)
+        if periphery is None or periphery.is_ideal:
+            return self.read_into(copy.deepcopy(self._template), t_s, compensation, calibration_x,
+                                  calibration_batch_size)
+        return self._read_with_periphery(t_s, compensation, calibration_x, calibration_batch_size, periphery)
+
+    def _periphery_reference(self, per: Periphery) -> dict[str, float]:
+        """GDC reference readouts at t_ref = 0 measured through ``per`` (once per periphery)."""
+        if per not in self._periphery_references:
+            g = torch.Generator().manual_seed(self.seed + PERIPHERY_SEED_OFFSET + 1)
+            self._periphery_references[per] = {
+                name: one_hot_readout(st.reference_diff_us / self.params.g_max_us, per, g)
+                for name, st in self.layers.items()}
+        return self._periphery_references[per]
+
+    def _read_with_periphery(self, t_s: float, compensation: str, calibration_x, calibration_batch_size: int,
+                             per: Periphery) -> nn.Module:
+        pcm.check_time(t_s)
+        check_compensation(compensation)
+        if compensation == "adabs" and calibration_x is None:
+            raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
+        if compensation == "adabs":
+            calibration_images(calibration_x)
+        model = copy.deepcopy(self._template)
+        layers = analog_layers(model)
+        reference = self._periphery_reference(per) if compensation != "none" and per.gdc_readout == "periphery" else None
+        seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.periphery_generator))
+        noise_g = torch.Generator(device=self.device).manual_seed(seed)
+        for name, st in self.layers.items():
+            diff = self._read_difference(st, t_s)
+            w_norm = diff / self.params.g_max_us
+            alpha = 1.0
+            if compensation != "none":
+                if reference is not None:
+                    alpha = reference[name] / one_hot_readout(w_norm, per, self.periphery_generator)
+                else:
+                    readout = float(diff.abs().mean())
+                    alpha = st.gdc_reference_us / readout if readout > 0 else 1.0
+            _replace_module(model, name, AnalogLayer(layers[name], w_norm, st.w_max * alpha, per, noise_g))
+        if compensation == "adabs":
+            reestimate_bn_statistics(model, calibration_x, calibration_batch_size)
+        return model.eval()
 
     def read_into(self, model: nn.Module, t_s: float, compensation: str = "gdc",
                   calibration_x: torch.Tensor | None = None, calibration_batch_size: int = 500) -> nn.Module:
@@ -165,6 +223,11 @@ class AnalogChip:
         if compensation == "adabs":
             reestimate_bn_statistics(model, calibration_x, calibration_batch_size)
         return model.eval()
+
+
+def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
 
 
 @torch.no_grad()

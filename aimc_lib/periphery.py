@@ -1,0 +1,284 @@
+"""The periphery of an analog crossbar: input DAC, output noise, ADC and digital rescaling.
+
+A crossbar computes ``y = G x`` in analog, but its inputs arrive as digital numbers and its
+outputs leave as digital numbers. Per analog layer and per matrix-vector multiplication (MVM),
+the hardware (and this model) does, in order:
+
+1. **Input scaling** (aihwkit's "noise management"): ``"abs_max"`` divides each input vector by
+   its own largest magnitude ``s = max_i |x_i|`` (``s = 1`` for an all-zero vector), so the
+   DAC's full range is used; ``"none"`` sends the inputs as they are (``s = 1``), i.e. a fixed
+   input range ``[-inp_bound, inp_bound]`` in activation units.
+2. **DAC**: ``n_in``-bit signed converter: ``2^n_in - 1`` levels spaced
+   ``2 inp_bound / (2^n_in - 2)`` apart over ``[-inp_bound, inp_bound]`` (round to nearest,
+   then clip). ``n_in = 8`` and ``inp_bound = 1`` give aihwkit's ``inp_res = 1/254``.
+3. **Crossbar product** with the chip's normalised weights ``(G+ - G-) / G_max`` (drifted and
+   noisy as read at time ``t``; the largest programmed weight of the layer maps to 1).
+4. **Output noise**: additive Gaussian noise of std ``out_noise`` in these normalised output
+   units, fresh for every output of every MVM.
+5. **ADC**: ``n_out``-bit converter over ``[-out_bound, out_bound]``: round to the grid
+   ``2 out_bound / (2^n_out - 2)``, then clip (``out_bound = 10``, 8 bits: aihwkit's
+   ``out_res = 1/254``, ``out_bound = 10``).
+6. **Digital rescaling**: times the input scale ``s``, times ``W_max`` (undoing the
+   normalisation), times the layer's GDC factor ``alpha(t)``, all after the ADC.
+
+GDC's readout (the mean absolute crossbar output for all one-hot inputs) is either ``"exact"``
+(computed from the conductances, as without a periphery) or ``"periphery"`` (the one-hot inputs
+go through steps 1-5 like any input, as aihwkit's ``GlobalDriftCompensation`` reads them; its
+readout is floored at 1e-4 as aihwkit's).
+
+Convolutions stay convolutions. The abs-max of every im2col column (one output pixel's input
+patch) is a max-pool of the channel-wise abs-max, and noise, ADC, clipping and rescaling act
+element-wise on the conv output. Only the DAC needs more: one input value belongs to up to
+``k*k`` patches with different scales, so it is quantised once per kernel offset (``k*k``
+strided views of the padded input, stacked along channels, then one 1x1 convolution: the same
+multiply-adds as the original conv). With an ideal DAC (``n_in=None``) nothing is unfolded.
+
+Where this differs from aihwkit's torch tile forward (``simulator/tiles/analog_mvm.py`` with
+``simulator/parameters/io.py``), for the preset :meth:`Periphery.aihwkit_like`:
+
+* weights are normalised per layer (one ``W_max`` per crossbar, aihwkit's
+  ``weight_scaling_omega = 1`` without column-wise scaling); a layer is one crossbar of at most
+  505 rows here (aihwkit splits inputs above ``max_input_size = 512``; none of ResNet-32's layers
+  is that large);
+* the FC bias is a crossbar row driven by a constant input 1 (aihwkit's ``digital_bias = False``);
+  with abs-max scaling that 1 is part of the input vector;
+* weight read noise comes from the PCM model (1/f noise per read), not from ``w_noise``; no input
+  noise, no asymmetries, no IR drop, no bound management (``bound_management = NONE``), no
+  stochastic rounding: the choices of the issue's preset;
+* random draws: output noise comes from an explicit generator per read (see
+  :class:`aimc_lib.mapping.AnalogChip`), drawn on the activations' device.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NOISE_MANAGEMENT = ("abs_max", "none")
+GDC_READOUTS = ("exact", "periphery")
+GDC_READOUT_FLOOR = 1e-4  # aihwkit's clamp(min=0.0001) of the readout
+
+
+def _check_bits(name: str, bits) -> None:
+    if bits is None:
+        return
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
+        raise ValueError(f"Periphery.{name} must be an integer >= 2 (a signed converter with "
+                         f"2^bits - 1 levels) or None for an ideal converter, got {bits!r}")
+    if bits > 24:
+        raise ValueError(f"Periphery.{name} = {bits} is beyond float32 resolution; use None for ideal")
+
+
+def _check_positive(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"Periphery.{name} must be a finite number > 0{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class Periphery:
+    """Input DAC, output noise and ADC of every analog layer (module docstring for the order).
+
+    Attributes:
+        inp_bits: DAC resolution in bits (``None``: ideal, no quantisation or clipping of inputs).
+        inp_bound: DAC range ``[-inp_bound, inp_bound]`` after input scaling.
+        noise_management: ``"abs_max"`` (each input vector scaled by its abs-max) or ``"none"``.
+        out_noise: std of the additive Gaussian output noise, in normalised output units
+            (a weight of ``W_max`` times a full-scale input gives 1).
+        out_bits: ADC resolution in bits (``None``: ideal, no quantisation).
+        out_bound: ADC range ``[-out_bound, out_bound]`` in normalised output units (``None``:
+            no clipping; required when ``out_bits`` is set).
+        gdc_readout: ``"exact"`` or ``"periphery"`` (one-hot readout through the periphery).
+    """
+
+    inp_bits: int | None = None
+    inp_bound: float = 1.0
+    noise_management: str = "abs_max"
+    out_noise: float = 0.0
+    out_bits: int | None = None
+    out_bound: float | None = None
+    gdc_readout: str = "exact"
+
+    def __post_init__(self):
+        _check_bits("inp_bits", self.inp_bits)
+        _check_bits("out_bits", self.out_bits)
+        _check_positive("inp_bound", self.inp_bound)
+        _check_positive("out_bound", self.out_bound, allow_none=True)
+        if self.out_bits is not None and self.out_bound is None:
+            raise ValueError("Periphery.out_bits needs out_bound (the ADC's range)")
+        if (isinstance(self.out_noise, bool) or not isinstance(self.out_noise, (int, float))
+                or not math.isfinite(self.out_noise) or self.out_noise < 0):
+            raise ValueError(f"Periphery.out_noise must be a finite number >= 0, got {self.out_noise!r}")
+        if self.noise_management not in NOISE_MANAGEMENT:
+            raise ValueError(f"Periphery.noise_management must be one of {NOISE_MANAGEMENT}, "
+                             f"got {self.noise_management!r}")
+        if self.gdc_readout not in GDC_READOUTS:
+            raise ValueError(f"Periphery.gdc_readout must be one of {GDC_READOUTS}, got {self.gdc_readout!r}")
+
+    @classmethod
+    def ideal(cls) -> "Periphery":
+        """No converters, no output noise: a read is exactly the weights' product (today's chips)."""
+        return cls()
+
+    @classmethod
+    def aihwkit_like(cls, gdc_readout: str = "periphery") -> "Periphery":
+        """aihwkit's hardware-aware-training tutorial forward: 8-bit DAC and ADC, output noise 0.04.
+
+        ``inp_res = out_res = 1/254``, ``inp_bound = 1``, ``out_bound = 10``, ``out_noise = 0.04``,
+        ABS_MAX noise management, no bound management.
+        """
+        return cls(inp_bits=8, inp_bound=1.0, noise_management="abs_max", out_noise=0.04,
+                   out_bits=8, out_bound=10.0, gdc_readout=gdc_readout)
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when every read is the plain product (the periphery changes nothing)."""
+        return (self.inp_bits is None and self.out_bits is None and self.out_bound is None
+                and self.out_noise == 0 and self.gdc_readout == "exact")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quantize(x: torch.Tensor, bits: int, bound: float) -> torch.Tensor:
+    """Round ``x`` to the ``2^bits - 1`` levels of a signed converter over ``[-bound, bound]``, then clip."""
+    half = 2 ** (bits - 1) - 1  # levels on each side of 0; bound = half * step
+    step = bound / half
+    return (x / step).round_().clamp_(-half, half).mul_(step)
+
+
+def converter_levels(bits: int, bound: float) -> torch.Tensor:
+    """All output levels of :func:`quantize` (``2^bits - 1`` of them, ascending)."""
+    half = 2 ** (bits - 1) - 1
+    return torch.arange(-half, half + 1, dtype=torch.float32) * (bound / half)
+
+
+def _dac(x: torch.Tensor, per: Periphery) -> torch.Tensor:
+    if per.inp_bits is None:
+        return x
+    return quantize(x, per.inp_bits, per.inp_bound)
+
+
+def _output_stage(y: torch.Tensor, per: Periphery, generator: torch.Generator | None) -> torch.Tensor:
+    """Output noise, then the ADC (quantise, clip), element-wise on normalised outputs; in place."""
+    if per.out_noise > 0:
+        y.add_(torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype), alpha=per.out_noise)
+    if per.out_bits is not None:
+        y = quantize(y, per.out_bits, per.out_bound)
+    elif per.out_bound is not None:
+        y = y.clamp_(-per.out_bound, per.out_bound)
+    return y
+
+
+def _nonzero_scale(s: torch.Tensor) -> torch.Tensor:
+    return torch.where(s > 0, s, torch.ones_like(s))  # an all-zero input vector: scale 1 (as aihwkit)
+
+
+def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x @ w_norm.T`` for input vectors ``x`` ``[batch, in]`` through the periphery.
+
+    ``w_norm`` ``[out, in]``: the crossbar's normalised weights. Returns the digital result in the
+    same normalised weight units (times the input scale), before ``W_max`` and GDC.
+    """
+    if per.noise_management == "abs_max":
+        s = _nonzero_scale(x.abs().amax(dim=-1, keepdim=True))
+    else:
+        s = torch.ones_like(x[..., :1])
+    y = _dac(x / s, per) @ w_norm.T
+    return _output_stage(y, per, generator) * s
+
+
+def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """Abs-max of every im2col column: a max-pool of the channel-wise abs-max. ``[N, 1, Ho, Wo]``."""
+    m = x.abs().amax(dim=1, keepdim=True)
+    return F.max_pool2d(m, conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+
+
+def _quantized_patches_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d,
+                            per: Periphery) -> torch.Tensor:
+    """Conv of the per-patch scaled, DAC-quantised inputs: each kernel offset's view quantised with its patches' scale."""
+    kh, kw = conv.kernel_size
+    sh, sw = conv.stride
+    ph, pw = conv.padding
+    ho, wo = s.shape[-2:]
+    xp = F.pad(x, (pw, pw, ph, ph))
+    views = []
+    for i in range(kh):
+        for j in range(kw):
+            v = xp[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
+            views.append(_dac(v / s, per))
+    cols = torch.cat(views, dim=1)  # [N, kh*kw*C, Ho, Wo], offset-major
+    w1x1 = w4d.permute(0, 2, 3, 1).reshape(w4d.shape[0], -1, 1, 1)  # same (offset, channel) order
+    return F.conv2d(cols, w1x1)
+
+
+def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periphery,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """``conv(x)`` with normalised weights ``w4d_norm`` through the periphery (per output pixel MVM).
+
+    Returns normalised units times the input scale (before ``W_max`` and GDC), like
+    :func:`analog_matmul` on every im2col column, without unfolding when the DAC is ideal.
+    """
+    if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+        raise ValueError("analog_conv2d supports plain convolutions (groups=1, dilation=1, zero padding)")
+    if per.noise_management == "abs_max":
+        s = _nonzero_scale(_patch_abs_max(x, conv))
+    else:
+        s = torch.ones((x.shape[0], 1) + _out_hw(x, conv), dtype=x.dtype, device=x.device)
+    if per.inp_bits is None:
+        y = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding) / s
+    else:
+        y = _quantized_patches_conv(x, s, w4d_norm, conv, per)
+    return _output_stage(y, per, generator) * s
+
+
+def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:
+    return tuple((x.shape[d + 2] + 2 * conv.padding[d] - conv.kernel_size[d]) // conv.stride[d] + 1 for d in (0, 1))
+
+
+def one_hot_readout(w_norm: torch.Tensor, per: Periphery, generator: torch.Generator | None = None) -> float:
+    """GDC readout through the periphery: mean |output| over all one-hot inputs (floored at 1e-4)."""
+    eye = torch.eye(w_norm.shape[1], dtype=w_norm.dtype, device=w_norm.device)
+    return max(float(analog_matmul(eye, w_norm, per, generator).abs().mean()), GDC_READOUT_FLOOR)
+
+
+class AnalogLayer(nn.Module):
+    """A conv or linear layer computed by a crossbar with its periphery.
+
+    Holds the crossbar's normalised weights (``(G+ - G-) / G_max`` as read) and the digital
+    factor ``W_max * alpha`` applied after the ADC. The FC bias, if any, is the crossbar's last
+    column, driven by a constant input 1. ``generator`` draws the output noise.
+    """
+
+    def __init__(self, layer: nn.Module, w2d_norm: torch.Tensor, digital_scale: float, periphery: Periphery,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            raise ValueError(f"AnalogLayer wraps Conv2d or Linear layers, got {type(layer).__name__}")
+        self.layer = layer
+        self.has_bias = getattr(layer, "bias", None) is not None
+        if isinstance(layer, nn.Conv2d):
+            if self.has_bias:
+                raise ValueError("AnalogLayer: conv layers with a bias are not supported (ResNet convs have none)")
+            w = w2d_norm.reshape(layer.weight.shape)
+        else:
+            w = w2d_norm
+        self.register_buffer("w_norm", w.to(layer.weight.device, layer.weight.dtype).contiguous())
+        self.digital_scale = float(digital_scale)
+        self.periphery = periphery
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer, nn.Conv2d):
+            y = analog_conv2d(x, self.w_norm, self.layer, self.periphery, self.generator)
+        else:
+            if self.has_bias:
+                x = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
+            y = analog_matmul(x, self.w_norm, self.periphery, self.generator)
+        return y * self.digital_scale

@@ -1,0 +1,99 @@
+"""The periphery (DAC, ADC, output noise) on simulated PCM: results and the study of what costs what.
+
+    python scripts/periphery_study.py                      # everything (hours on a 2-core CPU; minutes on a GPU)
+    python scripts/periphery_study.py --only parts --models resnet32-fp32 --chips 2 --test-subset 1000 --times 86400
+
+Writes into ``aimc_lib/results/periphery/`` (or ``--out``); each file is written when it is
+complete, and existing files are skipped, so an interrupted run continues where it stopped.
+
+* ``main``: both shipped models with the aihwkit-like periphery (8-bit DAC and ADC, output noise
+  0.04, GDC read through the periphery) with GDC and with AdaBS, on the grid ``PERIPHERY_TIMES_S``
+  (the default grid plus 60 s); 10 chips for custom training, 20 for direct mapping.
+  Files ``{model}_{gdc|adabs}_aihwkit.json``.
+* ``parts``: which part costs what, on the same chips (same seeds) as the ideal periphery: DAC
+  only, ADC only, output noise only, all, all with exact GDC readout, and the ideal periphery
+  with ``noise_on_zero_target``. Files ``{model}_gdc_{variant}.json``; chip-by-chip differences
+  to ``ideal`` are what ``results_tables.py`` prints.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
+from aimc_lib.data import load_cifar10  # noqa: E402
+from aimc_lib.experiments import accuracy_vs_time  # noqa: E402
+from aimc_lib.pcm import PCMParams  # noqa: E402
+from aimc_lib.periphery import Periphery  # noqa: E402
+from aimc_lib.result_files import save_results  # noqa: E402
+from aimc_lib.times import PERIPHERY_TIMES_S  # noqa: E402
+from aimc_lib.zoo import RESULTS_DIR, load_model  # noqa: E402
+
+MODELS = ("resnet32-fp32", "resnet32-custom")
+CHIPS = {"resnet32-fp32": 20, "resnet32-custom": 10}
+AIHWKIT = Periphery.aihwkit_like(gdc_readout="periphery")
+#: variant -> (periphery, PCM parameters); all on the same chips as "ideal".
+PARTS = {
+    "ideal": (Periphery.ideal(), PCMParams()),
+    "dac-only": (Periphery(inp_bits=8), PCMParams()),
+    "adc-only": (Periphery(out_bits=8, out_bound=10.0), PCMParams()),
+    "out-noise-only": (Periphery(out_noise=0.04), PCMParams()),
+    "aihwkit": (AIHWKIT, PCMParams()),
+    "aihwkit-exact-gdc": (Periphery.aihwkit_like(gdc_readout="exact"), PCMParams()),
+    "ideal-zero-target-noise": (Periphery.ideal(), PCMParams(noise_on_zero_target=True)),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", choices=("main", "parts"), help="run one part only")
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    ap.add_argument("--chips", type=int, help="chips per result (default: 20 direct mapping, 10 custom)")
+    ap.add_argument("--times", type=float, nargs="+", help="times in s (default: PERIPHERY_TIMES_S)")
+    ap.add_argument("--test-subset", type=int, default=0, help="class-balanced test subset (0 = all 10,000)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=str(RESULTS_DIR / "periphery"))
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    strict_fp32()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    test = load_cifar10("test")
+    times = a.times or PERIPHERY_TIMES_S
+    jobs = []
+    for name in a.models:
+        chips = a.chips or CHIPS[name]
+        if a.only in (None, "parts"):
+            for variant, (per, params) in PARTS.items():
+                jobs.append((f"{name}_gdc_{variant}.json", name, "gdc", per, params, chips))
+        if a.only in (None, "main"):
+            for comp in ("gdc", "adabs"):
+                jobs.append((f"{name}_{comp}_aihwkit.json", name, comp, AIHWKIT, PCMParams(), chips))
+    train = None
+    for fname, name, comp, per, params, chips in jobs:
+        path = out / fname
+        if path.exists():
+            print(f"exists, skipped: {path}", flush=True)
+            continue
+        if comp == "adabs" and train is None:
+            train = load_cifar10("train")
+        res = accuracy_vs_time(load_model(name, a.device), test, times, n_chips=chips, compensation=comp,
+                               params=params, periphery=per, test_subset=a.test_subset, model_name=name,
+                               calibration_split=train if comp == "adabs" else None,
+                               batch_size=eval_batch_size(a.device), progress=False)
+        res["meta"]["variant"] = fname.removesuffix(".json").split("_", 2)[-1]
+        save_results(res, path)
+        print(f"wrote {path}: " + ", ".join(f"{m:.2f}" for m in res["mean"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

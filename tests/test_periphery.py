@@ -1,0 +1,176 @@
+"""The periphery: converters, output noise and GDC readout, against their definitions."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aimc_lib.data import Split
+from aimc_lib.experiments import accuracy_vs_time
+from aimc_lib.mapping import AnalogChip
+from aimc_lib.models import resnet
+from aimc_lib.pcm import PCMParams
+from aimc_lib.periphery import (AnalogLayer, Periphery, analog_conv2d, analog_matmul, converter_levels,
+                                one_hot_readout, quantize)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    m = resnet(8, (8, 12, 16))
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+        m.fc.bias.uniform_(-0.5, 0.5)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("t_s", [0.0, 86_400.0])
+@pytest.mark.parametrize("comp", ["none", "gdc"])
+def test_ideal_periphery_is_bit_identical_to_a_plain_read(net, x, t_s, comp):
+    plain = AnalogChip(net, seed=3).read(t_s, comp)
+    ideal = AnalogChip(net, seed=3).read(t_s, comp, periphery=Periphery.ideal())
+    assert torch.equal(plain(x), ideal(x))
+
+
+def test_ideal_periphery_gives_the_same_accuracy_vs_time(net):
+    g = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g),
+                  torch.randint(0, 10, (64,), generator=g))
+    a = accuracy_vs_time(net, split, [1.0, 3600.0], n_chips=2, progress=False)
+    b = accuracy_vs_time(net, split, [1.0, 3600.0], n_chips=2, progress=False, periphery=Periphery.ideal())
+    assert a["per_chip"] == b["per_chip"]
+    assert b["meta"]["periphery"] == Periphery.ideal().to_dict()
+
+
+@pytest.mark.parametrize("bits, bound", [(2, 1.0), (4, 1.0), (8, 1.0), (8, 10.0), (5, 0.3)])
+def test_quantize_gives_exactly_the_levels_of_its_resolution(bits, bound):
+    x = torch.linspace(-3 * bound, 3 * bound, 200_001)
+    values = torch.unique(quantize(x.clone(), bits, bound))
+    levels = converter_levels(bits, bound)
+    assert len(levels) == 2 ** bits - 1
+    torch.testing.assert_close(values, levels)
+    assert float(values[0]) == pytest.approx(-bound) and float(values[-1]) == pytest.approx(bound)
+    step = 2 * bound / (2 ** bits - 2)
+    inside = x.abs() <= bound
+    assert float((quantize(x.clone(), bits, bound) - x)[inside].abs().max()) <= step / 2 * (1 + 1e-5)
+
+
+def test_aihwkit_like_preset_is_the_tutorials_8_bit_forward():
+    p = Periphery.aihwkit_like()
+    assert (p.inp_bits, p.out_bits, p.inp_bound, p.out_bound, p.out_noise) == (8, 8, 1.0, 10.0, 0.04)
+    assert p.noise_management == "abs_max" and not p.is_ideal
+    # aihwkit's inp_res = out_res = 1/254: the step is 2 * bound / 254
+    levels = converter_levels(8, 10.0)
+    assert float(levels[1] - levels[0]) == pytest.approx(20 / 254)
+
+
+def test_output_noise_has_its_std_and_the_adc_clips_at_its_bound():
+    g = torch.Generator().manual_seed(0)
+    x = torch.ones(100_000, 1)  # abs-max scale 1
+    noisy = analog_matmul(x, torch.zeros(4, 1), Periphery(out_noise=0.04), g)
+    assert float(noisy.std()) == pytest.approx(0.04, rel=0.01)
+    assert abs(float(noisy.mean())) < 0.001
+    # 50 full-scale inputs on full-scale weights: 50 > out_bound, clipped to exactly out_bound
+    big = analog_matmul(torch.ones(3, 50), torch.ones(2, 50), Periphery(out_bits=8, out_bound=10.0))
+    assert torch.equal(big, torch.full((3, 2), 10.0))
+    clipped = analog_matmul(torch.ones(3, 50), -torch.ones(2, 50), Periphery(out_bound=5.0))
+    assert torch.equal(clipped, torch.full((3, 2), -5.0))
+
+
+def test_abs_max_scaling_is_undone_digitally():
+    x = torch.tensor([[0.5, -2.0, 1.0], [0.0, 0.0, 0.0]])
+    w = torch.tensor([[0.3, 0.2, -0.1]])
+    y = analog_matmul(x, w, Periphery(out_bound=100.0))  # no quantisation: the scale cancels
+    torch.testing.assert_close(y, x @ w.T)
+
+
+@pytest.mark.parametrize("stride, k", [(1, 3), (2, 3), (2, 1)])
+def test_conv_through_the_periphery_equals_the_mvm_of_every_im2col_column(stride, k):
+    g = torch.Generator().manual_seed(2)
+    conv = torch.nn.Conv2d(5, 7, k, stride, k // 2, bias=False)
+    x = torch.randn(2, 5, 9, 9, generator=g)
+    w = torch.randn(7, 5, k, k, generator=g) * 0.3
+    per = Periphery(inp_bits=4)
+    y = analog_conv2d(x, w, conv, per)
+    cols = F.unfold(x, k, padding=k // 2, stride=stride).transpose(1, 2)  # [N, L, C*k*k]
+    ref = analog_matmul(cols, w.flatten(1), per).transpose(1, 2).reshape(y.shape)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    # the DAC matters: without it the result differs by more than float rounding
+    assert float((analog_conv2d(x, w, conv, Periphery()) - y).abs().max()) > 1e-3
+
+
+def test_analog_layer_linear_bias_is_a_row_driven_by_one(net):
+    layer = net.fc
+    w2d = torch.cat([layer.weight, layer.bias[:, None]], 1).detach()
+    w_max = float(w2d.abs().max())
+    a = AnalogLayer(layer, w2d / w_max, w_max, Periphery(out_bound=1e6))
+    h = torch.randn(4, layer.in_features, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a(h), layer(h), rtol=1e-5, atol=1e-5)
+
+
+def test_a_chip_with_a_periphery_reads_the_same_conductances(net, x):
+    """The periphery has its own generator: a chip is the same chip with or without it (paired studies)."""
+    near_ideal = Periphery(out_bound=1e6)  # not ideal, but numerically a plain product
+    for comp in ("none", "gdc"):
+        a = AnalogChip(net, seed=5).read(3600.0, comp)(x)
+        b = AnalogChip(net, seed=5).read(3600.0, comp, periphery=near_ideal)(x)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_gdc_readout_through_the_periphery(net):
+    drift_only = PCMParams(prog_noise_scale=0, read_noise_scale=0)
+    chip = AnalogChip(net, drift_only, seed=0)
+    exact = chip.gdc_factors(86_400.0)
+    # ideal converters, no noise: the one-hot readout is the mean |W| of the crossbar, as GDC's exact one
+    for name, st in chip.layers.items():
+        w = st.reference_diff_us / drift_only.g_max_us
+        assert one_hot_readout(w, Periphery(out_bound=1e6)) == pytest.approx(float(w.abs().mean()), rel=1e-5)
+    # with the aihwkit-like periphery the readout is measured (ADC steps, output noise): alpha stays close
+    per = Periphery.aihwkit_like(gdc_readout="periphery")
+    ref = chip._periphery_reference(per)
+    for name, st in chip.layers.items():
+        w_day = chip._read_difference(st, 86_400.0) / drift_only.g_max_us
+        alpha = ref[name] / one_hot_readout(w_day, per, torch.Generator().manual_seed(1))
+        assert 1.0 < alpha < 1.25 * exact[name], name
+    assert one_hot_readout(torch.zeros(3, 4), Periphery(out_bits=8, out_bound=10.0)) == 1e-4  # aihwkit's floor
+
+
+def test_accuracy_vs_time_records_the_periphery(net):
+    g = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=g),
+                  torch.randint(0, 10, (32,), generator=g))
+    per = Periphery.aihwkit_like()
+    a = accuracy_vs_time(net, split, [60.0], n_chips=1, progress=False, periphery=per)
+    b = accuracy_vs_time(net, split, [60.0], n_chips=1, progress=False, periphery=per)
+    assert a["per_chip"] == b["per_chip"]  # reproducible: output noise from seeded generators
+    assert a["meta"]["periphery"] == per.to_dict()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(inp_bits=0), "inp_bits"), (dict(inp_bits=1), "inp_bits"), (dict(out_bits=1.5, out_bound=1.0), "out_bits"),
+    (dict(inp_bits=True), "inp_bits"), (dict(out_noise=-0.1), "out_noise"), (dict(out_noise=math.nan), "out_noise"),
+    (dict(inp_bound=0.0), "inp_bound"), (dict(out_bound=0.0), "out_bound"), (dict(out_bound=-1.0), "out_bound"),
+    (dict(out_bits=8), "needs out_bound"), (dict(noise_management="max"), "noise_management"),
+    (dict(gdc_readout="column"), "gdc_readout"),
+])
+def test_bad_periphery_parameters_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Periphery(**kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run on one whenever available)")
+def test_cuda_periphery_matches_cpu_without_noise(net, x):
+    per = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
+    cpu = AnalogChip(net, seed=1).read(86_400.0, "gdc", periphery=per)(x)
+    gpu_net = AnalogChip(net.cuda(), seed=1).read(86_400.0, "gdc", periphery=per)
+    gpu = gpu_net(x.cuda()).cpu()
+    net.cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-3)
