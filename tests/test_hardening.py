@@ -410,14 +410,17 @@ def test_resume_refuses_other_arguments(tmp_path, monkeypatch):
         _interrupt_after(mp, 1)
         with pytest.raises(KeyboardInterrupt):
             accuracy_vs_time(MODEL, TEST, results_path=out, **kw)
+    from aimc_lib.periphery import Periphery
     for change in (dict(seed=1), dict(times_s=[1.0, 20.0]), dict(compensation="none"),
-                   dict(params=PCMParams(drift_scale=0.5))):
+                   dict(params=PCMParams(drift_scale=0.5)), dict(periphery=Periphery.aihwkit_like())):
         with pytest.raises(resume.ResumeError, match="different arguments"):
             accuracy_vs_time(MODEL, TEST, results_path=out, **{**kw, **change})
     with pytest.raises(resume.ResumeError, match="different arguments"):
         accuracy_vs_time(tiny_model(seed=1), TEST, results_path=out, **kw)
     with pytest.raises(resume.ResumeError, match="different arguments"):
         accuracy_vs_time(MODEL, tiny_split(seed=9), results_path=out, **kw)
+    with pytest.raises(ArgumentError, match="periphery must be"):
+        accuracy_vs_time(MODEL, TEST, results_path=out, periphery="aihwkit", **kw)
     resume.partial_path(out).write_text("{not json")
     with pytest.raises(resume.ResumeError, match="unreadable"):
         accuracy_vs_time(MODEL, TEST, results_path=out, **kw)
