@@ -86,12 +86,28 @@ def load_into(model: nn.Module, state: dict, source: str = "checkpoint") -> nn.M
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise CheckpointError(f"{source} does not fit this network architecture: {e}") from e
+        raise CheckpointError(f"{source} does not fit this network architecture: "
+                              f"{_architecture_difference(model.state_dict(), state)}") from e
     try:
         check_finite(model)
     except ValueError as e:
         raise CheckpointError(f"{source}: {e}") from e
     return model
+
+
+def _architecture_difference(want: dict, got: dict) -> str:
+    """A short description of how a state dict differs from a network's (keys and shapes)."""
+    def few(names):
+        names = sorted(names)
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    missing, unexpected = set(want) - set(got), set(got) - set(want)
+    shapes = [f"{k} {tuple(got[k].shape)} vs {tuple(want[k].shape)}" for k in sorted(set(want) & set(got))
+              if isinstance(got[k], torch.Tensor) and got[k].shape != want[k].shape]
+    parts = ([f"{len(missing)} missing entries ({few(missing)})"] if missing else []) + \
+            ([f"{len(unexpected)} unexpected entries ({few(unexpected)})"] if unexpected else []) + \
+            ([f"{len(shapes)} shape mismatches ({'; '.join(shapes[:2])}{'; ...' if len(shapes) > 2 else ''})"]
+             if shapes else [])
+    return "; ".join(parts) or "incompatible entries"
 
 
 def check_state_finite(state: dict, source: str = "checkpoint") -> None:

@@ -70,26 +70,25 @@ def _test_subset(a) -> int:
     return integer("--test-subset (0 = all test images)", a.test_subset, 0, N_TEST)
 
 
+RUN_FILES = ("checkpoint.pt", "log.json", "model.pt")
+
+
 def _train_run_dir(a, cfg) -> str:
     """Check RUN_DIR before training; returns what this call will do (train, resume or restart)."""
     import dataclasses as dc
     from .checkpoints import CheckpointError, load_state
     from .training import TrainConfig
-    from .validation import ArgumentError, same_file, writable_folder
+    from .validation import ArgumentError, writable_folder
     run = Path(a.run_dir)
-    own = {"checkpoint.pt", "log.json", "model.pt"}
     if run.exists() and not run.is_dir():
         raise ArgumentError(f"RUN_DIR {run} is a file, not a folder")
-    if a.init_from and any(same_file(a.init_from, run / f) for f in own):
-        raise ArgumentError(f"--init-from {a.init_from} lies in RUN_DIR {run}, which training overwrites: "
-                            f"copy it elsewhere or choose another RUN_DIR")
     existing = run.resolve()
     while not existing.exists():
         existing = existing.parent
     writable_folder(existing, "RUN_DIR")
     if not run.exists():
         return "train"
-    others = sorted(p.name for p in run.iterdir() if p.name not in own and not p.name.endswith(".tmp"))
+    others = sorted(p.name for p in run.iterdir() if p.name not in RUN_FILES and not p.name.endswith(".tmp"))
     if others and not a.force:
         raise ArgumentError(f"RUN_DIR {run} holds files that are not a training run's ({', '.join(others[:3])}"
                             f"{', ...' if len(others) > 3 else ''}); choose a new folder, or pass --force")
@@ -115,16 +114,16 @@ def _train_run_dir(a, cfg) -> str:
                                 f"another folder, or pass --force to start over")
     elif (run / "model.pt").exists() and not a.force:
         raise ArgumentError(f"RUN_DIR {run} holds a model.pt; pass --force to replace it, or choose another folder")
-    for f in own:  # --force: start over
+    for f in RUN_FILES:  # --force: start over
         (run / f).unlink(missing_ok=True)
     return "train (--force: starting over)"
 
 
 def cmd_train(a) -> int:
-    from .checkpoints import check_state_finite, load_state
+    from .checkpoints import check_state_finite, load_into, load_state
     from .data import load_cifar10
-    from .training import TrainConfig, custom_config, train
-    from .validation import ArgumentError
+    from .training import TrainConfig, build_model, custom_config, train
+    from .validation import ArgumentError, same_file
     _setup_machine(a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(a).items() if k in fields and v is not None}
@@ -136,8 +135,14 @@ def cmd_train(a) -> int:
     cfg = custom_config(**overrides) if a.recipe == "custom" else TrainConfig(**overrides)
     if a.stop_after_epochs is not None and a.stop_after_epochs < 1:
         raise ArgumentError(f"--stop-after-epochs must be an integer >= 1, got {a.stop_after_epochs}")
-    if cfg.init_from:
-        check_state_finite(load_state(cfg.init_from)["model"], f"--init-from {cfg.init_from}")
+    if cfg.init_from and any(same_file(cfg.init_from, Path(a.run_dir) / f) for f in RUN_FILES):
+        raise ArgumentError(f"--init-from {cfg.init_from} lies in RUN_DIR {a.run_dir}, which training "
+                            f"overwrites: copy it elsewhere or choose another RUN_DIR")
+    if cfg.init_from:  # readable, finite, and the architecture of --depth/--widths
+        state = load_state(cfg.init_from)["model"]
+        check_state_finite(state, f"--init-from {cfg.init_from}")
+        load_into(build_model(dataclasses.replace(cfg, device="cpu")), state,
+                  f"--init-from {cfg.init_from} (set --depth/--widths to its architecture)")
     plan = _train_run_dir(a, cfg)
     print(f"recipe {a.recipe}: {cfg}", flush=True)
     print(f"{a.run_dir}: {plan}", flush=True)

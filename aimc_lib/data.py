@@ -86,6 +86,8 @@ class Split:
 
 def data_dir(path: str | os.PathLike | None = None) -> Path | None:
     """The local CIFAR-10 folder: ``path`` if given, else ``$AIMC_DATA``, else ``None``."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"the CIFAR-10 path must be a folder path, got {type(path).__name__}")
     path = path if path is not None else os.environ.get("AIMC_DATA")
     return Path(path).expanduser().resolve() if path else None
 

@@ -294,6 +294,9 @@ def output_file(path, name: str = "--out", inputs=(), force: bool = False) -> Pa
                                 f"choose another output name")
     if p.is_dir():
         raise ArgumentError(f"{name} {path} is a folder; give a file name")
+    if p.exists() and not p.is_file():
+        raise ArgumentError(f"{name} {path} exists and is not a regular file (a device or a pipe); "
+                            f"give a file name")
     writable_folder(p.resolve().parent if p.parent != Path("") else Path("."), name)
     if p.exists() and not force:
         raise ArgumentError(f"{name} {path} exists; pass --force to replace it, or choose another name")

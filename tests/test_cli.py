@@ -105,6 +105,9 @@ def test_drift_output_rules(tmp_path, tiny_pt, capsys):
     assert rc == 2 and "is not a folder" in err
     rc, _, err = run_cli(["drift", tiny_pt, "--out", tmp_path, "--data", no_data], capsys)
     assert rc == 2 and "is a folder" in err
+    if Path("/dev/null").exists():
+        rc, _, err = run_cli(["drift", tiny_pt, "--out", "/dev/null", "--force", "--data", no_data], capsys)
+        assert rc == 2 and "not a regular file" in err
     existing = tmp_path / "old.json"
     existing.write_text("keep me")
     rc, _, err = run_cli(["drift", tiny_pt, "--out", existing, "--data", no_data], capsys)
@@ -237,6 +240,10 @@ def test_train_run_dir_rules(tmp_path, tiny_pt, capsys):
     rc, _, err = run_cli(["train", run, "--recipe", "custom", "--init-from", run / "model.pt", *base, "--force"],
                          capsys)
     assert rc == 2 and "lies in RUN_DIR" in err
+    rc, _, err = run_cli(["train", tmp_path / "new", "--recipe", "custom", "--init-from", tiny_pt,
+                          *base[:2], "--widths", "8", "8", "16", *base[6:]], capsys)  # tiny.pt is 4/4/8
+    assert rc == 2 and "does not fit this network architecture" in err and "shape mismatches" in err
+    assert not (tmp_path / "new").exists()
     for extra, msg in [(["--lr-max", "nan"], "TrainConfig.lr_max"), (["--weight-decay", "-1"], "weight_decay"),
                        (["--label-smoothing", "1"], "label_smoothing"), (["--batch-size", "500"], "batch_size"),
                        (["--threads", "0", "--device", "nope"], "unknown device")]:
