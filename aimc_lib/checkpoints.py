@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -66,8 +67,13 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
+        detail = str(e).split("\n")[0]
+        if isinstance(e, pickle.UnpicklingError) and "global" in str(e):
+            detail = "it holds objects other than tensors, refused for safety (weights_only=True)"
+        elif isinstance(e, pickle.UnpicklingError):
+            detail = "not a file written by torch.save"
         raise CheckpointError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint "
-                              f"({type(e).__name__}: {e})") from e
+                              f"({type(e).__name__}: {detail[:200]})") from e
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise CheckpointError(f"checkpoint {path} holds no 'model' state dict")
     want = obj.get("weights_sha256")

@@ -178,7 +178,7 @@ def cmd_drift(a) -> int:
     _setup_machine(a)
     params = _pcm_params(a)
     times = validation.time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
-    validation.positive_int("--chips", a.chips)
+    validation.positive_int("--chips", a.chips, validation.MAX_CHIPS)
     validation.seed(a.seed, "--seed", a.chips)
     n = _test_subset(a)
     out = validation.output_file(a.out, "--out", inputs=[a.model], force=a.force)

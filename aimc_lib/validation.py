@@ -74,7 +74,13 @@ SEED_MAX = 2 ** 63 - 1
 
 def seed(v, name: str = "seed", n: int = 1) -> int:
     """A seed in ``0 .. 2**63 - 1 - (n - 1)`` (``n`` consecutive seeds are used: seed, seed + 1, ...)."""
+    if n > MAX_CHIPS:
+        raise ArgumentError(f"{n} consecutive seeds asked for; at most {MAX_CHIPS}")
     return integer(name, v, 0, SEED_MAX - (n - 1))
+
+
+#: More chips than this is a typo (each chip is a full evaluation of the time grid).
+MAX_CHIPS = 1_000_000
 
 
 def bool_flag(name: str, v) -> bool:
@@ -239,7 +245,7 @@ def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_s
     if not isinstance(params, PCMParams):
         raise ArgumentError(f"params must be an aimc_lib.pcm.PCMParams, got {type(params).__name__}")
     times = time_grid(times_s, params)
-    n = positive_int("n_chips", n_chips)
+    n = positive_int("n_chips", n_chips, MAX_CHIPS)
     seed(seed_, "seed", n)
     integer("test_subset (0 = all test images)", test_subset, 0, len(test))
     positive_int("batch_size", batch_size)
