@@ -179,7 +179,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, tiny_pt, capsys):
              (["--times", "10", "1"], "--times must be strictly increasing"),
              (["--times", "nan"], "--times[0]"), (["--times", "-1"], "--times[0]"),
              (["--times", "1e300"], "beyond float32 range"),
-             (["--chips", "0"], "--chips must be an integer >= 1"), (["--seed", "-3"], "--seed must be"),
+             (["--chips", "0"], "--chips must be an integer in 1..1000000"), (["--seed", "-3"], "--seed must be"),
              (["--test-subset", "10001"], "--test-subset"), (["--drift-scale", "-1"], "--drift-scale must be"),
              (["--read-noise-scale", "inf"], "--read-noise-scale")]
     for extra, msg in cases:
