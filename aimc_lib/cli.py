@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,7 +19,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="download CIFAR-10 with torchvision if it is not found (needs internet)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device: cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help=f"CPU threads for torch, 1..{os.cpu_count()} (0 = torch's default)")
+    _add_debug_arg(p)
+
+
+def _add_debug_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback of an error instead of one line")
 
 
 def _add_pcm_args(p: argparse.ArgumentParser) -> None:
@@ -30,8 +39,24 @@ def _add_pcm_args(p: argparse.ArgumentParser) -> None:
 
 def _pcm_params(a):
     from .pcm import PCMParams
-    return PCMParams(prog_noise_scale=a.prog_noise_scale, drift_scale=a.drift_scale,
-                     read_noise_scale=a.read_noise_scale, noise_on_zero_target=a.noise_on_zero_target)
+    from .validation import ArgumentError
+    try:
+        return PCMParams(prog_noise_scale=a.prog_noise_scale, drift_scale=a.drift_scale,
+                         read_noise_scale=a.read_noise_scale, noise_on_zero_target=a.noise_on_zero_target)
+    except ArgumentError as e:  # name the command-line option, not the field
+        msg = str(e)
+        for field in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
+            msg = msg.replace(f"PCMParams.{field}", "--" + field.replace("_", "-"))
+        raise ArgumentError(msg) from None
+
+
+def _setup_machine(a) -> None:
+    """Check --device and --threads before anything is computed; set the thread count."""
+    from . import validation
+    a.device = str(validation.device(a.device, "--device"))
+    validation.threads(a.threads, "--threads")
+    if a.threads:
+        torch.set_num_threads(a.threads)
 
 
 def _load_model(name_or_path: str, device: str):
@@ -39,64 +64,192 @@ def _load_model(name_or_path: str, device: str):
     return load_model(name_or_path, device=device)
 
 
+def _test_subset(a) -> int:
+    from .data import N_TEST
+    from .validation import integer
+    return integer("--test-subset (0 = all test images)", a.test_subset, 0, N_TEST)
+
+
+RUN_FILES = ("checkpoint.pt", "log.json", "model.pt")
+
+
+def _train_run_dir(a, cfg) -> str:
+    """Check RUN_DIR before training; returns what this call will do (train, resume or restart)."""
+    import dataclasses as dc
+    from .checkpoints import CheckpointError, load_state
+    from .training import TrainConfig
+    from .validation import ArgumentError, writable_folder
+    run = Path(a.run_dir)
+    if run.exists() and not run.is_dir():
+        raise ArgumentError(f"RUN_DIR {run} is a file, not a folder")
+    existing = run.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    writable_folder(existing, "RUN_DIR")
+    if not run.exists():
+        return "train"
+    others = sorted(p.name for p in run.iterdir() if p.name not in RUN_FILES and not p.name.endswith(".tmp"))
+    if others and not a.force:
+        raise ArgumentError(f"RUN_DIR {run} holds files that are not a training run's ({', '.join(others[:3])}"
+                            f"{', ...' if len(others) > 3 else ''}); choose a new folder, or pass --force")
+    ckpt = run / "checkpoint.pt"
+    if ckpt.exists():
+        ck = load_state(ckpt)
+        try:
+            saved = TrainConfig(**ck["config"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{ckpt} holds no valid training config ({e})") from None
+        same = dc.replace(saved, threads=cfg.threads, device=cfg.device) == cfg
+        finished = int(ck.get("epoch", 0)) >= cfg.epochs and (run / "model.pt").exists()
+        if same and not finished:
+            return f"resume after epoch {ck.get('epoch', 0)} of {cfg.epochs}"
+        if not a.force:
+            if same:
+                raise ArgumentError(f"RUN_DIR {run} is a finished run (model.pt); pass --force to train it "
+                                    f"again from scratch, or choose another folder")
+            diff = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in
+                             (f.name for f in dc.fields(cfg)) if k not in ("threads", "device")
+                             and getattr(saved, k) != getattr(cfg, k))
+            raise ArgumentError(f"RUN_DIR {run} holds a run with a different config ({diff}); choose "
+                                f"another folder, or pass --force to start over")
+    elif (run / "model.pt").exists() and not a.force:
+        raise ArgumentError(f"RUN_DIR {run} holds a model.pt; pass --force to replace it, or choose another folder")
+    for f in RUN_FILES:  # --force: start over
+        (run / f).unlink(missing_ok=True)
+    return "train (--force: starting over)"
+
+
 def cmd_train(a) -> int:
+    from .checkpoints import check_state_finite, load_into, load_state
     from .data import load_cifar10
-    from .training import TrainConfig, custom_config, train
+    from .training import TrainConfig, build_model, custom_config, train
+    from .validation import ArgumentError, same_file
+    _setup_machine(a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(a).items() if k in fields and v is not None}
     if a.widths:
         overrides["widths"] = tuple(a.widths)
+    if a.recipe == "custom" and not a.init_from:
+        raise ArgumentError("--recipe custom fine-tunes a trained model: give it with --init-from "
+                            "(e.g. runs/fp32/model.pt)")
     cfg = custom_config(**overrides) if a.recipe == "custom" else TrainConfig(**overrides)
+    if a.stop_after_epochs is not None and a.stop_after_epochs < 1:
+        raise ArgumentError(f"--stop-after-epochs must be an integer >= 1, got {a.stop_after_epochs}")
+    if cfg.init_from and any(same_file(cfg.init_from, Path(a.run_dir) / f) for f in RUN_FILES):
+        raise ArgumentError(f"--init-from {cfg.init_from} lies in RUN_DIR {a.run_dir}, which training "
+                            f"overwrites: copy it elsewhere or choose another RUN_DIR")
+    if cfg.init_from:  # readable, finite, and the architecture of --depth/--widths
+        state = load_state(cfg.init_from)["model"]
+        check_state_finite(state, f"--init-from {cfg.init_from}")
+        load_into(build_model(dataclasses.replace(cfg, device="cpu")), state,
+                  f"--init-from {cfg.init_from} (set --depth/--widths to its architecture)")
+    plan = _train_run_dir(a, cfg)
     print(f"recipe {a.recipe}: {cfg}", flush=True)
+    print(f"{a.run_dir}: {plan}", flush=True)
     tr = load_cifar10("train", a.data, a.download)
     te = load_cifar10("test", a.data, a.download)
     train(cfg, tr, te, a.run_dir, progress=not a.quiet, stop_after_epochs=a.stop_after_epochs)
+    model_pt = Path(a.run_dir) / "model.pt"
+    if model_pt.exists():
+        print(f"wrote {model_pt}")
+    else:
+        print(f"stopped early; rerun the same command to resume from {Path(a.run_dir) / 'checkpoint.pt'}")
     return 0
 
 
 def cmd_evaluate(a) -> int:
     from .data import load_cifar10
     from .evaluation import accuracy
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    te = load_cifar10("test", a.data, a.download)
-    if a.test_subset:
-        te = te.subset(a.test_subset)
+    _setup_machine(a)
+    n = _test_subset(a)
     model = _load_model(a.model, a.device)
+    te = load_cifar10("test", a.data, a.download)
+    if n:
+        te = te.subset(n)
     print(json.dumps({"model": a.model, "test_images": len(te), "accuracy": accuracy(model, te)}))
     return 0
 
 
 def cmd_drift(a) -> int:
+    from . import validation
     from .data import load_cifar10
-    from .experiments import DEFAULT_TIMES_S, accuracy_vs_time, save_results
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    from .experiments import DEFAULT_TIMES_S, accuracy_vs_time
+    from .resume import ResumeError, partial_path
+    _setup_machine(a)
+    params = _pcm_params(a)
+    times = validation.time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
+    validation.positive_int("--chips", a.chips, validation.MAX_CHIPS)
+    validation.seed(a.seed, "--seed", a.chips)
+    n = _test_subset(a)
+    out = validation.output_file(a.out, "--out", inputs=[a.model], force=a.force)
+    partial = partial_path(out)
+    if partial.exists():
+        print(f"found {partial}: resuming the interrupted run if its arguments match", flush=True)
+    model = _load_model(a.model, a.device)
     te = load_cifar10("test", a.data, a.download)
     calib = load_cifar10("train", a.data, a.download) if a.compensation == "adabs" else None
-    model = _load_model(a.model, a.device)
-    res = accuracy_vs_time(model, te, times_s=a.times or DEFAULT_TIMES_S, n_chips=a.chips,
-                           compensation=a.compensation, params=_pcm_params(a), seed=a.seed,
-                           test_subset=a.test_subset, calibration_split=calib, model_name=a.model,
-                           compile=a.compile)
-    save_results(res, a.out)
-    print(f"wrote {a.out}")
+    kw = dict(times_s=times, n_chips=a.chips, compensation=a.compensation, params=params, seed=a.seed,
+              test_subset=n, calibration_split=calib, model_name=a.model, compile=a.compile, results_path=out)
+    try:
+        accuracy_vs_time(model, te, **kw)
+    except ResumeError:
+        if not a.force:
+            raise
+        print(f"--force: discarding {partial}", flush=True)
+        partial.unlink()
+        accuracy_vs_time(model, te, **kw)
+    print(f"wrote {out}")
     return 0
 
 
+def _check_figure_inputs(series: dict, paths: dict) -> None:
+    """Warn when the two result files do not make a fair comparison."""
+    if len(series) < 2:
+        return
+    c, d = series["custom"]["meta"], series["direct"]["meta"]
+    if c.get("model_sha256") and c.get("model_sha256") == d.get("model_sha256"):
+        warnings.warn(f"--custom {paths['custom']} and --direct {paths['direct']} hold the same model")
+    for key, what in (("test_images", "test sizes"), ("compensation", "compensations"),
+                      ("pcm_params", "PCM parameters"), ("calibration_images", "calibration sizes")):
+        if c.get(key) != d.get(key):
+            warnings.warn(f"the figure mixes {what}: --custom has {c.get(key)!r}, --direct {d.get(key)!r}")
+    if series["custom"]["times_s"] != series["direct"]["times_s"]:
+        warnings.warn("the figure mixes time grids: --custom and --direct were read at different times")
+
+
 def cmd_figure(a) -> int:
-    from .plotting import paper_figure
+    from matplotlib.figure import Figure
+    from . import validation
     from .experiments import load_results
-    series = {label: load_results(path) for label, path in
-              (("custom", a.custom), ("direct", a.direct)) if path}
-    if not series:
-        raise ValueError("figure needs --custom and/or --direct result files")
+    from .validation import ArgumentError
+    paths = {label: path for label, path in (("custom", a.custom), ("direct", a.direct)) if path}
+    if not paths:
+        raise ArgumentError("figure needs --custom and/or --direct result files")
+    if len(set(map(str, a.out))) != len(a.out):
+        raise ArgumentError(f"--out names a file twice: {a.out}")
+    supported = Figure().canvas.get_supported_filetypes()
+    for out in a.out:
+        validation.output_file(out, "--out", inputs=list(paths.values()), force=a.force)
+        ext = Path(out).suffix.lower().lstrip(".")
+        if ext not in supported:
+            raise ArgumentError(f"--out {out}: unknown image type {ext or '(no extension)'!r}; use one of "
+                                f".png, .svg, .pdf ({', '.join(sorted(supported))})")
+    series = {label: load_results(path) for label, path in paths.items()}
+    _check_figure_inputs(series, paths)
     fp32 = a.fp32_accuracy
     if fp32 is None:  # the digital baseline measured on the same test images, recorded in the results
-        fp32 = (series.get("direct") or series["custom"])["meta"]["fp32_accuracy"]
+        label = "direct" if "direct" in series else "custom"
+        fp32 = series[label]["meta"].get("fp32_accuracy")
+        if fp32 is None:
+            raise ArgumentError(f"{paths[label]} records no fp32_accuracy; give --fp32-accuracy")
+    fp32 = validation.number("--fp32-accuracy (%)", fp32, 0.0, 100.0)
+    from .plotting import paper_figure
     fig = paper_figure(series.get("custom"), series.get("direct"), fp32_accuracy=fp32)
     for out in a.out:
-        fig.savefig(out, bbox_inches="tight", dpi=150)
+        out = Path(out)
+        tmp = out.with_name(f".{out.name}.tmp")
+        fig.savefig(tmp, bbox_inches="tight", dpi=150, format=out.suffix.lower().lstrip("."))
+        os.replace(tmp, out)
         print(f"wrote {out}")
     return 0
 
@@ -104,12 +257,15 @@ def cmd_figure(a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m aimc_lib",
                                  description="Analog in-memory computing with PCM: train, evaluate, "
-                                             "simulate drift, draw the figure.")
+                                             "simulate drift, draw the figure.",
+                                 epilog="Errors are one line (exit code 2); --debug shows the traceback.")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a ResNet in FP32 or noise-aware (resumable)",
                        description="Train a CIFAR ResNet. Re-running the same command resumes after "
-                                   "the last finished epoch in RUN_DIR.")
+                                   "the last finished epoch in RUN_DIR. A RUN_DIR that holds a finished run, "
+                                   "a run with another config or other files is refused unless --force.")
     p.add_argument("run_dir", help="folder for checkpoint.pt, log.json and the final model.pt")
     p.add_argument("--recipe", choices=("fp32", "custom"), default="fp32",
                    help="fp32: baseline recipe; custom: noise-aware fine-tuning recipe (needs --init-from)")
@@ -129,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-epochs", type=int, default=None,
                    help="stop this call after this many epochs (resume later with the same command)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="start over in a RUN_DIR that holds a finished run or one with another config "
+                        "(deletes its checkpoint.pt, log.json and model.pt)")
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -138,9 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("drift", help="accuracy vs time after programming on simulated PCM, to JSON")
+    p = sub.add_parser("drift", help="accuracy vs time after programming on simulated PCM, to JSON",
+                       description="Accuracy vs time after programming on simulated PCM chips, written to "
+                                   "--out as JSON. Each finished chip is saved to OUT.partial.json as it goes: "
+                                   "re-running an interrupted command resumes after the last finished chip "
+                                   "(same result as an uninterrupted run); other arguments are refused.")
     p.add_argument("model", help="pretrained name or model.pt path")
-    p.add_argument("--out", required=True, help="output JSON file")
+    p.add_argument("--out", required=True,
+                   help="output JSON file (refused if it exists, unless --force; never the model file)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out, and discard an OUT.partial.json left by a run with "
+                        "other arguments")
     p.add_argument("--chips", type=int, default=10, help="independent chips (programming repetitions)")
     p.add_argument("--compensation", choices=("none", "gdc", "adabs"), default="gdc",
                    help="drift compensation: none, global drift compensation, or GDC + BN re-estimation")
@@ -159,19 +326,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direct", help="drift JSON of the directly mapped FP32 model")
     p.add_argument("--fp32-accuracy", type=float, default=None,
                    help="FP32 baseline accuracy (%%); default: the one recorded in the direct-mapping results")
-    p.add_argument("--out", nargs="+", default=["figure.png"], help="output files (.png, .svg, .pdf)")
+    p.add_argument("--out", nargs="+", default=["figure.png"],
+                   help="output files (.png, .svg, .pdf); existing files are refused unless --force")
+    p.add_argument("--force", action="store_true", help="replace existing --out files")
+    _add_debug_arg(p)
     p.set_defaults(func=cmd_figure)
     return ap
 
 
+def _one_line(e: BaseException) -> str:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(str(msg).split()) or type(e).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {_one_line(Warning(str(message)))}", file=sys.stderr, flush=True)
+
+
 def main(argv=None) -> int:
+    """Run a command; every anticipated error becomes one line on stderr and exit code 2
+    (``--debug``: the traceback instead). Ctrl-C exits with 130."""
     a = build_parser().parse_args(argv)
-    try:
-        return a.func(a)
-    except Exception as e:  # clear one-line errors for the user-facing failures
-        from .checkpoints import CheckpointError
-        from .data import DataError
-        if isinstance(e, (DataError, CheckpointError, ValueError)):
-            print(f"error: {e}", file=sys.stderr)
+    debug = getattr(a, "debug", False)
+    from .checkpoints import CheckpointError
+    from .data import DataError
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _show_warning
+        try:
+            return a.func(a)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            hint = " (rerun the same command to resume)" if a.command in ("train", "drift") else ""
+            print(f"\ninterrupted{hint}", file=sys.stderr)
+            return 130
+        except (DataError, CheckpointError, ValueError, KeyError, OSError) as e:
+            if debug:
+                raise
+            print(f"error: {_one_line(e)}", file=sys.stderr)
             return 2
-        raise
+        except torch.OutOfMemoryError as e:
+            if debug:
+                raise
+            print(f"error: out of memory on {getattr(a, 'device', 'the device')}: use --test-subset, "
+                  f"fewer chips or the CPU ({_one_line(e)[:200]})", file=sys.stderr)
+            return 2
+        except Exception as e:  # a bug, not a user error: still one line, the traceback with --debug
+            if debug:
+                raise
+            print(f"error: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+                  f"traceback, and please report it)", file=sys.stderr)
+            return 1

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .validation import integer, seed as check_seed
+
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
 #: Per-channel mean and std of the CIFAR-10 training set, pixel values in [0, 1].
@@ -30,6 +32,9 @@ N_TRAIN, N_TEST = 50_000, 10_000
 #: sha256 of the raw pixel bytes (NHWC uint8), all five training batches in order.
 SHA256_X_TRAIN = "47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a"
 SHA256_X_TEST = "f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04"
+#: sha256 of the labels as uint8 bytes, in the same order (shuffled labels change accuracy silently).
+SHA256_Y_TRAIN = "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"
+SHA256_Y_TEST = "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5"
 NPZ_FILES = {"train": [f"data_batch_{i}.npz" for i in range(1, 6)], "test": ["test_batch.npz"]}
 
 
@@ -44,14 +49,31 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor
 
+    def __post_init__(self):
+        """Validate on construction: a wrong dtype, layout or label would silently change accuracy."""
+        x, y = self.x, self.y
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise TypeError(f"Split needs tensors x and y, got {type(x).__name__} and {type(y).__name__}")
+        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"Split.x must be uint8 images [N, 3, H, W] (channels first), got {x.dtype} "
+                             f"{list(x.shape)}; use split_from_nhwc for [N, H, W, 3] arrays")
+        if y.dtype != torch.int64 or y.dim() != 1:
+            raise ValueError(f"Split.y must be int64 labels [N], got {y.dtype} {list(y.shape)}")
+        if len(x) != len(y):
+            raise ValueError(f"Split.x holds {len(x)} images but Split.y {len(y)} labels")
+        if len(y) == 0:
+            raise ValueError("Split holds no images")
+        if int(y.min()) < 0 or int(y.max()) >= len(CLASSES):
+            raise ValueError(f"Split.y labels must be in 0..{len(CLASSES) - 1}, got {int(y.min())}..{int(y.max())}")
+
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, n: int, seed: int = 0) -> "Split":
         """A class-balanced random subset of ``n`` images (``n`` a multiple of 10 is exact)."""
-        if not 0 < n <= len(self):
-            raise ValueError(f"subset size must be in 1..{len(self)}, got {n}")
-        g = torch.Generator().manual_seed(seed)
+        n = integer("subset size", n, 1, len(self))
+        seed_ = check_seed(seed)
+        g = torch.Generator().manual_seed(seed_)
         per_class = -(-n // 10)
         idx = []
         for c in range(10):
@@ -64,6 +86,8 @@ class Split:
 
 def data_dir(path: str | os.PathLike | None = None) -> Path | None:
     """The local CIFAR-10 folder: ``path`` if given, else ``$AIMC_DATA``, else ``None``."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"the CIFAR-10 path must be a folder path, got {type(path).__name__}")
     path = path if path is not None else os.environ.get("AIMC_DATA")
     return Path(path).expanduser().resolve() if path else None
 
@@ -107,12 +131,12 @@ _HOW_TO_GET = ("Either set AIMC_DATA to a folder with data_batch_1..5.npz and te
 
 
 def verify(x: np.ndarray, y: np.ndarray, split: str, check_sha256: bool = True) -> None:
-    """Check counts, shapes, dtypes, labels and (optionally) pixel checksums; raise DataError."""
+    """Check counts, shapes, dtypes, labels and (optionally) pixel and label checksums; raise DataError."""
     n = N_TRAIN if split == "train" else N_TEST
     if x.shape != (n, 32, 32, 3) or x.dtype != np.uint8:
         raise DataError(f"CIFAR-10 {split}: expected uint8 images of shape {(n, 32, 32, 3)}, "
                         f"got {x.dtype} {x.shape}")
-    if y.shape != (n,) or y.min() < 0 or y.max() > 9:
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
         raise DataError(f"CIFAR-10 {split}: expected {n} labels in 0..9, got shape {y.shape}")
     counts = np.bincount(y.astype(np.int64), minlength=10)
     if not (counts == n // 10).all():
@@ -121,6 +145,10 @@ def verify(x: np.ndarray, y: np.ndarray, split: str, check_sha256: bool = True) 
         want = SHA256_X_TRAIN if split == "train" else SHA256_X_TEST
         if _sha256(x) != want:
             raise DataError(f"CIFAR-10 {split}: pixel checksum mismatch (data corrupted). {_HOW_TO_GET}")
+        want = SHA256_Y_TRAIN if split == "train" else SHA256_Y_TEST
+        if _sha256(y.astype(np.uint8)) != want:
+            raise DataError(f"CIFAR-10 {split}: label checksum mismatch (labels changed or reordered). "
+                            f"{_HOW_TO_GET}")
 
 
 def split_from_nhwc(x: np.ndarray, y: np.ndarray) -> Split:
@@ -190,6 +218,7 @@ def augment(x_uint8: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
 def batches(split: Split, batch_size: int, device="cpu", shuffle_generator: torch.Generator | None = None,
             augment_generator: torch.Generator | None = None, drop_last: bool = False):
     """Yield normalized ``(x, y)`` mini-batches; shuffled / augmented when generators are given."""
+    batch_size = integer("batch_size", batch_size, 1)
     x = augment(split.x, augment_generator) if augment_generator is not None else split.x
     n = len(split)
     order = torch.randperm(n, generator=shuffle_generator) if shuffle_generator is not None else torch.arange(n)
@@ -213,7 +242,12 @@ def load_split(path: str | os.PathLike) -> Split:
         raise DataError(f"{path} is not a readable split ({type(e).__name__}: {e})") from e
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (3, 32, 32) or y.shape != (len(x),):
         raise DataError(f"{path}: expected uint8 x [N, 3, 32, 32] and N labels, got {x.dtype} {x.shape}, {y.shape}")
-    return Split(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: labels must be integers in 0..9, got dtype {y.dtype}")
+    try:
+        return Split(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from e
 
 
 def calibration_batch(split: Split, n: int, seed: int = 0, augmented: bool = True) -> torch.Tensor:
@@ -224,6 +258,9 @@ def calibration_batch(split: Split, n: int, seed: int = 0, augmented: bool = Tru
     statistics are those the network was trained with: un-augmented training images shift
     them, which cost our ResNet-32s about 3 points of accuracy even without any PCM.
     """
+    if not isinstance(split, Split):
+        raise TypeError(f"calibration images come from a Split (e.g. the training set), got {type(split).__name__}")
+    n = integer("calibration_images", n, 1, len(split))
     sub = split if len(split) == n else split.subset(n, seed=seed)
     x = augment(sub.x, torch.Generator().manual_seed(seed)) if augmented else sub.x
     return normalize(x)

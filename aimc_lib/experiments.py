@@ -19,8 +19,10 @@ from .config import provenance
 from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
-from .pcm import PCMParams, check_time
+from . import validation
+from .pcm import PCMParams, check_time  # noqa: F401 (re-exported)
 from .periphery import Periphery
+from .resume import ChipLog, estimate_seconds, warn_if_long
 from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)
 from .times import DAY_S, DEFAULT_TIMES_S, HOUR_S, MINUTE_S, MONTH_S, REPORT_TIMES_S, YEAR_S  # noqa: F401
 from .weight_noise import noisy_weights
@@ -42,7 +44,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
                      compile: bool = False, fp32_accuracy: float | None = None,
                      batch_size: int = 1000, calibration_augmented: bool = True,
-                     periphery: Periphery | None = None) -> dict:
+                     periphery: Periphery | None = None, results_path=None) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
@@ -59,14 +61,21 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     ``periphery``: converters and output noise of every analog layer (:mod:`aimc_lib.periphery`;
     ``None`` = ideal). A chip's conductances do not depend on it, so results with different
     peripheries and the same ``seed`` are paired chip by chip.
+    ``results_path``: write the result there (JSON), saving each finished chip as it goes to
+    ``<results_path>.partial.json``; an interrupted call resumes after its last finished chip
+    when called again with the same arguments (bit-identical result), and refuses different
+    ones (see :mod:`aimc_lib.resume`). Arguments are checked up front (:mod:`aimc_lib.validation`),
+    and a run estimated to take over an hour gets a warning with the estimate.
     """
+    if periphery is not None and not isinstance(periphery, Periphery):
+        raise validation.ArgumentError(f"periphery must be an aimc_lib.periphery.Periphery or None, "
+                                       f"got {type(periphery).__name__}")
     periphery = periphery or Periphery.ideal()
     check_compensation(compensation)
-    times = [check_time(t) for t in times_s]
-    if sorted(times) != times:
-        raise ValueError("times_s must be in increasing order (a chip is read forward in time)")
-    if n_chips < 1:
-        raise ValueError(f"n_chips must be >= 1, got {n_chips}")
+    times = validation.drift_run(model, test, times_s, n_chips, params, seed, test_subset, batch_size,
+                                 calibration_split, calibration_images, fp32_accuracy,
+                                 dict(progress=progress, compile=compile, calibration_augmented=calibration_augmented,
+                                      model_name=model_name))
     if test_subset:
         test = test.subset(test_subset, seed=0)
     calib_x = None
@@ -80,7 +89,18 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
     analog_model = copy.deepcopy(model).eval()  # one model, its weights overwritten at every read
     runner = torch.compile(analog_model) if compile and periphery.is_ideal else analog_model
+    chips = ChipLog(results_path, len(times), model=model, test_x=test.x, test_y=test.y, times_s=times,
+                    compensation=compensation, params=params.to_dict(), seed=seed, calibration_x=calib_x,
+                    calibration_augmented=calibration_augmented, batch_size=batch_size, compile=compile,
+                    device=str(next(model.parameters()).device), periphery=periphery.to_dict())
+    todo = (n_chips - min(chips.n_done, n_chips)) * len(times)
+    warn_if_long(estimate_seconds(analog_model, test, batch_size, todo, accuracy), todo)
     for k in range(n_chips):
+        if chips.done(k):  # finished by an interrupted earlier call with the same arguments
+            per_chip[k] = chips.rows[k]
+            bar.update(len(times))
+            continue
+        t_chip = time.time()
         chip = AnalogChip(model, params, seed=seed + k)
         for j, t in enumerate(times):
             if periphery.is_ideal:
@@ -89,8 +109,9 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             else:
                 per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x, periphery=periphery), test, batch_size)
             bar.update()
+        chips.add(k, per_chip[k], time.time() - t_chip)
     bar.close()
-    return {
+    return chips.finish({
         "times_s": times,
         "mean": per_chip.mean(0).tolist(),
         "std": per_chip.std(0, ddof=1).tolist() if n_chips > 1 else [0.0] * len(times),
@@ -105,7 +126,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             **provenance(next(model.parameters()).device),
             "wall_seconds": round(time.time() - t_start, 1), "compiled": compile and periphery.is_ideal,
         },
-    }
+    })
 
 
 def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: int = 3, seed: int = 0,

@@ -33,8 +33,9 @@ import torch
 from torch import nn
 
 from . import pcm
-from .models import analog_layers, check_finite, crossbar_matrix
+from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
 from .periphery import AnalogLayer, Periphery, one_hot_readout
+from .validation import calibration_images
 
 #: The periphery's generators are seeded with the chip's seed plus this offset (and plus 1 for the
 #: GDC reference readout), apart from the chip's own generator.
@@ -100,6 +101,7 @@ class AnalogChip:
 
     def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0):
         check_finite(model)
+        check_analog_model(model)
         self.params = params
         self.seed = seed
         self._template = copy.deepcopy(model).eval()
@@ -177,6 +179,8 @@ class AnalogChip:
         check_compensation(compensation)
         if compensation == "adabs" and calibration_x is None:
             raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
+        if compensation == "adabs":
+            calibration_images(calibration_x)
         model = copy.deepcopy(self._template)
         layers = analog_layers(model)
         reference = self._periphery_reference(per) if compensation != "none" and per.gdc_readout == "periphery" else None
@@ -207,6 +211,8 @@ class AnalogChip:
         check_compensation(compensation)
         if compensation == "adabs" and calibration_x is None:
             raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
+        if compensation == "adabs":
+            calibration_images(calibration_x)
         layers = analog_layers(model)
         if set(layers) != set(self.layers):
             raise ValueError("read_into: model does not have the programmed network's layers")

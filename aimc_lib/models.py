@@ -99,7 +99,34 @@ def count_analog_weights(model: nn.Module) -> int:
 
 
 def check_finite(model: nn.Module) -> None:
-    """Raise ValueError naming the first parameter that holds NaN or Inf."""
-    for name, p in model.named_parameters():
-        if not torch.isfinite(p).all():
-            raise ValueError(f"parameter {name!r} holds NaN or Inf values")
+    """Raise ValueError naming the first parameter or buffer (e.g. a BatchNorm running
+    statistic) that holds NaN or Inf."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in named:
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise ValueError(f"{kind} {name!r} holds NaN or Inf values")
+
+
+#: Layers with parameters that stay digital on a PCM chip: normalizations and PReLU.
+DIGITAL_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+                  nn.modules.instancenorm._InstanceNorm, nn.PReLU)
+
+
+def check_analog_model(model: nn.Module) -> None:
+    """Raise ValueError unless ``model`` has at least one analog layer (Conv2d or Linear) and no
+    other layer with weights (Conv1d, ConvTranspose2d, Embedding, LSTM, ... would silently stay
+    digital and make the simulated chip look better than it is); names the unsupported layers."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    analog = analog_layers(model)
+    unsupported = [f"{n} ({type(m).__name__})" for n, m in model.named_modules()
+                   if n not in analog and not isinstance(m, DIGITAL_LAYERS)
+                   and any(True for _ in m.parameters(recurse=False))]
+    if unsupported:
+        shown = ", ".join(unsupported[:5]) + (f" and {len(unsupported) - 5} more" if len(unsupported) > 5 else "")
+        raise ValueError(f"unsupported layer type(s) for PCM mapping: {shown}; only Conv2d and Linear "
+                         f"weights go on PCM (BatchNorm/LayerNorm/GroupNorm stay digital)")
+    if not analog:
+        raise ValueError(f"model {type(model).__name__} has no analog layer (Conv2d or Linear) to program onto PCM")

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .validation import ArgumentError, bool_flag, is_number, number
+
 
 @dataclass(frozen=True)
 class PCMParams:
@@ -52,24 +54,23 @@ class PCMParams:
 
     def __post_init__(self):
         for name in ("g_max_us", "t0_s", "t_read_s"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"PCMParams.{name} must be a finite number > 0, got {v}")
+            number(f"PCMParams.{name}", getattr(self, name), 0.0, low_open=True)
         for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"PCMParams.{name} must be a finite number >= 0, got {v}")
+            number(f"PCMParams.{name}", getattr(self, name), 0.0)
+        bool_flag("PCMParams.noise_on_zero_target", self.noise_on_zero_target)
+        if not self.t_read_s < self.t0_s:
+            raise ArgumentError(f"PCMParams.t_read_s must be shorter than t0_s (a read pulse lasts "
+                                f"less than the drift reference time), got {self.t_read_s} >= {self.t0_s}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def check_time(t_s: float) -> float:
-    """Validate a time since programming (s): finite and >= 0."""
-    t = float(t_s)
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"time since programming must be a finite number of seconds >= 0, got {t_s}")
-    return t
+    """Validate a time since programming (s): a finite number >= 0 (not a string or a bool)."""
+    if not is_number(t_s) or not math.isfinite(float(t_s)) or float(t_s) < 0:
+        raise ArgumentError(f"time since programming must be a finite number of seconds >= 0, got {t_s!r}")
+    return float(t_s)
 
 
 def prog_noise_std_us(g_target_us: torch.Tensor, p: PCMParams = PCMParams()) -> torch.Tensor:

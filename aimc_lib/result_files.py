@@ -35,12 +35,54 @@ def save_results(res: dict, path) -> None:
 
 
 def load_results(path) -> dict:
-    """Read a result written by :func:`save_results`; a clear error if the file is not one."""
-    res = json.loads(Path(path).read_text())
+    """Read a result written by :func:`save_results`; a clear error naming the file if it is not one.
+
+    Checks the structure: a JSON object with ``times_s`` (numbers), ``mean`` and ``std`` (one
+    number per time), ``per_chip`` (one row of numbers per chip, one per time) and ``meta`` (an
+    object with ``n_chips`` equal to the number of rows).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"result file {path} does not exist" if not path.exists() else
+                         f"result file {path} is not a file")
+    try:
+        res = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a JSON result file ({type(e).__name__}: {e})") from None
+    check_result(res, str(path))
+    return res
+
+
+def _numbers(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def check_result(res, source: str = "result") -> None:
+    """Raise ValueError naming ``source`` if ``res`` is not an accuracy-vs-time result."""
+    if not isinstance(res, dict):
+        raise ValueError(f"{source} is not an accuracy-vs-time result (a JSON object expected, "
+                         f"got {type(res).__name__})")
     for key in REQUIRED_KEYS:
         if key not in res:
-            raise ValueError(f"{path} is not an accuracy-vs-time result (no {key!r})")
-    return res
+            raise ValueError(f"{source} is not an accuracy-vs-time result (no {key!r})")
+    times = res["times_s"]
+    if not _numbers(times) or not times:
+        raise ValueError(f"{source}: 'times_s' must be a non-empty list of numbers")
+    if any(not (t >= 0) for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"{source}: 'times_s' must be >= 0 and increasing")
+    for key in ("mean", "std"):
+        if not _numbers(res[key]) or len(res[key]) != len(times):
+            raise ValueError(f"{source}: {key!r} must be a list of {len(times)} numbers (one per time)")
+    rows = res["per_chip"]
+    if not isinstance(rows, list) or not rows or any(not _numbers(r) or len(r) != len(times) for r in rows):
+        raise ValueError(f"{source}: 'per_chip' must be a list of rows of {len(times)} numbers (one row per chip)")
+    if any(not (0 <= x <= 100) for r in rows for x in r) or any(not (0 <= x <= 100) for x in res["mean"]):
+        raise ValueError(f"{source}: accuracies must be percentages in [0, 100]")
+    meta = res["meta"]
+    if not isinstance(meta, dict):
+        raise ValueError(f"{source}: 'meta' must be a JSON object")
+    if "n_chips" in meta and meta["n_chips"] != len(rows):
+        raise ValueError(f"{source}: meta.n_chips is {meta['n_chips']!r} but 'per_chip' has {len(rows)} rows")
 
 
 def value_at(res: dict, t_s: float) -> tuple[float, float]:

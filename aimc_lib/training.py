@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_state, save_atomic
 from .config import device_description, provenance
-from .data import Split, batches
+from . import validation
+from .data import N_TEST, N_TRAIN, Split, batches
 from .evaluation import accuracy
 from .models import analog_layers, resnet
 from .weight_noise import clip_weights, noisy_weights  # noqa: F401 (part of this module's API)
@@ -58,13 +59,34 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        self.widths = tuple(self.widths)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-        if not (0 <= self.eta_tr < 1):
-            raise ValueError(f"eta_tr must be in [0, 1), got {self.eta_tr}")
-        if self.clip_alpha < 0 or self.lr_max <= 0:
-            raise ValueError("clip_alpha must be >= 0 and lr_max > 0")
+        """One-line errors naming the field and its accepted range (see :mod:`aimc_lib.validation`)."""
+        v = validation
+        if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__") or len(self.widths) != 3:
+            raise v.ArgumentError(f"TrainConfig.widths must be three positive integers, got {self.widths!r}")
+        self.widths = tuple(v.positive_int(f"TrainConfig.widths[{i}]", w) for i, w in enumerate(self.widths))
+        depth = v.integer("TrainConfig.depth", self.depth, 8)
+        if (depth - 2) % 6:
+            raise v.ArgumentError(f"TrainConfig.depth must be 6n + 2 with n >= 1 (8, 20, 32, 44, 56), got {depth}")
+        v.positive_int("TrainConfig.epochs", self.epochs)
+        train_n = v.integer("TrainConfig.train_subset", self.train_subset, 0, N_TRAIN) or N_TRAIN
+        v.integer("TrainConfig.test_subset", self.test_subset, 0, N_TEST)
+        v.positive_int("TrainConfig.batch_size (at most the training images)", self.batch_size, train_n)
+        v.number("TrainConfig.lr_max", self.lr_max, 0.0, low_open=True)
+        v.number("TrainConfig.warmup_frac", self.warmup_frac, 0.0, 1.0, high_open=True)
+        v.number("TrainConfig.momentum", self.momentum, 0.0, 1.0, high_open=True)
+        v.bool_flag("TrainConfig.nesterov", self.nesterov)
+        v.number("TrainConfig.weight_decay", self.weight_decay, 0.0)
+        v.number("TrainConfig.label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
+        v.number("TrainConfig.eta_tr", self.eta_tr, 0.0, 1.0, high_open=True)
+        v.number("TrainConfig.clip_alpha", self.clip_alpha, 0.0)
+        v.seed(self.seed, "TrainConfig.seed")
+        if not isinstance(self.init_from, str):
+            raise v.ArgumentError(f"TrainConfig.init_from must be a path string ('' = none), got {self.init_from!r}")
+        v.integer("TrainConfig.threads", self.threads, 0)
+        if not isinstance(self.device, str):
+            raise v.ArgumentError(f"TrainConfig.device must be a device name such as 'cpu', got {self.device!r}")
+        if self.nesterov and self.momentum == 0:
+            raise v.ArgumentError("TrainConfig.nesterov needs momentum > 0")
 
 
 def custom_config(**overrides) -> TrainConfig:

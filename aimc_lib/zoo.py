@@ -15,6 +15,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_into, load_state, sha256_file
 from .models import resnet
+from .validation import device as check_device
 from .result_files import load_results
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -74,14 +75,22 @@ def results(name: str) -> dict:
 
 def load_model(name_or_path: str, device: str = "cpu") -> nn.Module:
     """A pretrained model by name, or a ``model.pt`` / ``checkpoint.pt`` written by training."""
-    if name_or_path in manifest():
-        return pretrained(name_or_path, device)
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(f"model must be a pretrained name or a path, got {type(name_or_path).__name__}")
+    device = str(check_device(device))
+    if str(name_or_path) in manifest():
+        return pretrained(str(name_or_path), device)
     path = Path(name_or_path)
     if not path.exists():
-        raise CheckpointError(f"{name_or_path!r} is neither a pretrained model ({available()}) nor a file")
+        raise CheckpointError(f"{str(name_or_path)!r} is neither a pretrained model ({available()}) nor a file")
     ck = load_state(path)
-    config = ck.get("meta", {}).get("config") or ck.get("config") or {}
-    model = load_into(_build(config), ck["model"], str(path))
+    meta = ck.get("meta") if isinstance(ck.get("meta"), dict) else {}
+    config = meta.get("config") or ck.get("config") or {}
+    try:
+        net = _build(config)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: its recorded architecture {config!r} is not valid ({e})") from e
+    model = load_into(net, ck["model"], str(path))
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
 
