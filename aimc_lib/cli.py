@@ -170,6 +170,13 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def _model_file(name_or_path: str) -> str:
+    """The file behind a model argument: a shipped model's weights file, or the path itself."""
+    from .zoo import WEIGHTS_DIR, manifest
+    entry = manifest().get(name_or_path)
+    return str(WEIGHTS_DIR / entry["file"]) if entry else name_or_path
+
+
 def cmd_drift(a) -> int:
     from . import validation
     from .data import load_cifar10
@@ -181,7 +188,7 @@ def cmd_drift(a) -> int:
     validation.positive_int("--chips", a.chips, validation.MAX_CHIPS)
     validation.seed(a.seed, "--seed", a.chips)
     n = _test_subset(a)
-    out = validation.output_file(a.out, "--out", inputs=[a.model], force=a.force)
+    out = validation.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
     partial = partial_path(out)
     if partial.exists():
         print(f"found {partial}: resuming the interrupted run if its arguments match", flush=True)

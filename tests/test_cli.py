@@ -138,6 +138,15 @@ def test_drift_force_replaces_and_prints_the_path_written(tmp_path, tiny_pt, dat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "tiny.pt"]  # no temporary or partial file
 
 
+def test_drift_refuses_to_overwrite_a_shipped_model_named_as_its_input(tmp_path, capsys):
+    from aimc_lib import zoo
+    shipped = zoo.WEIGHTS_DIR / zoo.manifest()["resnet32-fp32"]["file"]
+    before = shipped.read_bytes()
+    rc, _, err = run_cli(["drift", "resnet32-fp32", "--out", shipped, "--force", "--data", tmp_path], capsys)
+    assert rc == 2 and "is also an input" in err
+    assert shipped.read_bytes() == before
+
+
 def test_figure_output_rules(tmp_path, capsys):
     res = tmp_path / "r.json"
     res.write_text(RESULT.read_text())
