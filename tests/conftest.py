@@ -39,3 +39,17 @@ def cifar_test(data_path):
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(int(os.environ.get("AIMC_TEST_THREADS", "2")))
+
+
+def resnet_with_statistics(depth: int, widths: tuple[int, int, int]):
+    """A small CIFAR ResNet in eval mode with non-trivial BatchNorm statistics and FC bias (seed 0)."""
+    from aimc_lib.models import resnet
+    torch.manual_seed(0)
+    m = resnet(depth, widths)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+        m.fc.bias.uniform_(-0.5, 0.5)
+    return m.eval()

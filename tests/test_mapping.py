@@ -3,6 +3,7 @@ import copy
 
 import pytest
 import torch
+from conftest import resnet_with_statistics
 
 from aimc_lib.mapping import AnalogChip, program_network, reestimate_bn_statistics
 from aimc_lib.models import analog_layers, crossbar_matrix, resnet
@@ -13,16 +14,7 @@ NO_NOISE = PCMParams(prog_noise_scale=0, drift_scale=0, read_noise_scale=0)
 
 @pytest.fixture(scope="module")
 def net():
-    torch.manual_seed(0)
-    m = resnet(20, (8, 12, 16))
-    # non-trivial BN statistics and FC bias
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-        m.fc.bias.uniform_(-0.5, 0.5)
-    return m.eval()
+    return resnet_with_statistics(20, (8, 12, 16))
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import resnet_with_statistics
 
 from aimc_lib.data import Split
 from aimc_lib.experiments import accuracy_vs_time
 from aimc_lib.mapping import AnalogChip
-from aimc_lib.models import resnet
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import (AnalogLayer, Periphery, analog_conv2d, analog_matmul, converter_levels,
                                 one_hot_readout, quantize)
@@ -16,15 +16,7 @@ from aimc_lib.periphery import (AnalogLayer, Periphery, analog_conv2d, analog_ma
 
 @pytest.fixture(scope="module")
 def net():
-    torch.manual_seed(0)
-    m = resnet(8, (8, 12, 16))
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-        m.fc.bias.uniform_(-0.5, 0.5)
-    return m.eval()
+    return resnet_with_statistics(8, (8, 12, 16))
 
 
 @pytest.fixture(scope="module")
