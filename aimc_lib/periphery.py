@@ -242,22 +242,23 @@ def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 def _quantized_patches_conv(x: torch.Tensor, inv_scale: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d,
                             per: Periphery) -> torch.Tensor:
     """Conv of the DAC levels of every patch: each kernel offset's view of the input is scaled by
-    its patches' ``1 / (s * step)`` into one channel block of ``cols``, rounded and clipped, and one
-    1x1 convolution (a GEMM with the same multiply-adds as the conv) sums them."""
+    its patches' ``1 / (s * step)`` into one block of the patch matrix, rounded and clipped, and one
+    matrix product (the same multiply-adds as the conv) sums them. Channels-last throughout."""
     kh, kw = conv.kernel_size
     sh, sw = conv.stride
     ph, pw = conv.padding
     n, c = x.shape[:2]
     ho, wo = inv_scale.shape[-2:]
-    xp = F.pad(x, (pw, pw, ph, ph))
-    cols = torch.empty((n, kh * kw * c, ho, wo), dtype=x.dtype, device=x.device,
-                       memory_format=torch.channels_last)
+    xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # [N, H, W, C]
+    inv = inv_scale.reshape(n, ho, wo, 1)
+    cols = torch.empty((n, ho, wo, kh * kw, c), dtype=x.dtype, device=x.device)
     for o, (i, j) in enumerate((i, j) for i in range(kh) for j in range(kw)):
-        view = xp[:, :, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
-        torch.mul(view, inv_scale, out=cols[:, o * c:(o + 1) * c])
+        view = xp[:, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw, :]
+        torch.mul(view, inv, out=cols[:, :, :, o, :])
     _dac_levels_(cols, per)
-    w1x1 = w4d.permute(0, 2, 3, 1).reshape(w4d.shape[0], -1, 1, 1)  # the same (offset, channel) order
-    return F.conv2d(cols, w1x1)
+    w_mat = w4d.permute(2, 3, 1, 0).reshape(kh * kw * c, -1)  # rows in the same (offset, channel) order
+    y = cols.view(n * ho * wo, kh * kw * c) @ w_mat
+    return y.view(n, ho, wo, -1).permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
 
 
 def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periphery,
