@@ -20,7 +20,7 @@ from .data import Split, calibration_batch
 from .evaluation import accuracy
 from .mapping import AnalogChip, check_compensation
 from . import validation
-from .pcm import PCMParams, check_time  # noqa: F401 (re-exported)
+from .pcm import PCMParams  # noqa: F401 (re-exported)
 from .periphery import Periphery
 from .resume import ChipLog, estimate_seconds, warn_if_long
 from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)

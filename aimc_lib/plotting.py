@@ -101,6 +101,11 @@ def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
 
 # --- Figures of chapters 1-4 ---
 
+#: Colour of each part of the ResNet (the names :func:`stage_of_layer` returns).
+STAGE_COLORS = {"stem": "0.4", "stage 1": "tab:blue", "stage 2": "tab:green", "stage 3": "tab:purple",
+                "1x1 shortcuts": "tab:orange", "fc (weights + bias)": "tab:red"}
+
+
 def stage_of_layer(name: str) -> str:
     """The part of a CIFAR ResNet an analog layer belongs to, from its module name.
 
