@@ -109,7 +109,7 @@ def check_finite(model: nn.Module) -> None:
                 raise ValueError(f"{kind} {name!r} holds NaN or Inf values")
 
 
-#: Layers with parameters that stay digital on a PCM chip: normalizations and PReLU.
+#: Layers with parameters that stay digital on a PCM chip (normalizations and PReLU).
 DIGITAL_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
                   nn.modules.instancenorm._InstanceNorm, nn.PReLU)
 
