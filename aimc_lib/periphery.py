@@ -30,8 +30,10 @@ Convolutions stay convolutions. The abs-max of every im2col column (one output p
 patch) is a max-pool of the channel-wise abs-max, and noise, ADC, clipping and rescaling act
 element-wise on the conv output. Only the DAC needs more: one input value belongs to up to
 ``k*k`` patches with different scales, so it is quantised once per kernel offset (``k*k``
-strided views of the padded input, stacked along channels, then one 1x1 convolution: the same
-multiply-adds as the original conv). With an ideal DAC (``n_in=None``) nothing is unfolded.
+strided views of the padded input, written side by side into a channels-last patch matrix, then
+one matrix product: the same multiply-adds as the original conv). With an ideal DAC
+(``n_in=None``) or a fixed input range (``noise_management="none"``: every input is quantised
+once, whatever its patch) nothing is unfolded.
 
 Where this differs from aihwkit's torch tile forward (``simulator/tiles/analog_mvm.py`` with
 ``simulator/parameters/io.py``), for the preset :meth:`Periphery.aihwkit_like`:
@@ -277,6 +279,9 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     if per.inp_bits is None:
         y_raw = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding)
         return _output_stage(y_raw, 1.0 / s, s, per, generator, digital_scale)
+    if per.noise_management == "none":  # one input range for every patch: quantise each input once
+        y_raw = F.conv2d(quantize(x.clone(), per.inp_bits, per.inp_bound), w4d_norm, None, conv.stride, conv.padding)
+        return _output_stage(y_raw, 1.0, s, per, generator, digital_scale)
     in_step = per.inp_bound / _half_levels(per.inp_bits)
     y_raw = _quantized_patches_conv(x, 1.0 / (s * in_step), w4d_norm, conv, per)
     return _output_stage(y_raw, in_step, s, per, generator, digital_scale)

@@ -90,11 +90,11 @@ def test_conv_through_the_periphery_equals_the_mvm_of_every_im2col_column(stride
     conv = torch.nn.Conv2d(5, 7, k, stride, k // 2, bias=False)
     x = torch.randn(2, 5, 9, 9, generator=g)
     w = torch.randn(7, 5, k, k, generator=g) * 0.3
-    per = Periphery(inp_bits=4)
-    y = analog_conv2d(x, w, conv, per)
     cols = F.unfold(x, k, padding=k // 2, stride=stride).transpose(1, 2)  # [N, L, C*k*k]
-    ref = analog_matmul(cols, w.flatten(1), per).transpose(1, 2).reshape(y.shape)
-    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    for per in (Periphery(inp_bits=4, inp_bound=2.0, noise_management="none"), Periphery(inp_bits=4)):
+        y = analog_conv2d(x, w, conv, per)
+        ref = analog_matmul(cols, w.flatten(1), per).transpose(1, 2).reshape(y.shape)
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
     # the DAC matters: without it the result differs by more than float rounding
     assert float((analog_conv2d(x, w, conv, Periphery()) - y).abs().max()) > 1e-3
 
