@@ -13,7 +13,7 @@ import numpy as np
 
 from .times import REPORT_TIMES_S
 
-#: The committed results shipped in ``aimc_lib/results``: (model, compensation), file ``{model}_{compensation}.json``.
+#: The committed results shipped in ``aimc_lib/results`` as (model, compensation); file ``{model}_{compensation}.json``.
 COMMITTED_RESULTS = [("resnet32-fp32", "gdc"), ("resnet32-custom", "gdc"), ("resnet32-custom", "none"),
                      ("resnet32-custom", "adabs"), ("resnet32-fp32", "none")]
 

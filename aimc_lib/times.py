@@ -13,5 +13,5 @@ DEFAULT_TIMES_S = sorted([10.0 ** k for k in range(-5, 6)] + [HOUR_S, DAY_S, MON
 #: The times the results note reports (1 s, 1 h, 1 day, 1 month and 1 year after programming).
 REPORT_TIMES_S = {"1 s": 1.0, "1 h": HOUR_S, "1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
 
-#: The grid of the periphery results: the default grid plus 1 minute (the first point of aihwkit's tutorial).
+#: The grid of the periphery results, the default grid plus 1 minute (the first point of aihwkit's tutorial).
 PERIPHERY_TIMES_S = sorted(DEFAULT_TIMES_S + [MINUTE_S])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-#: Smallest positive normal float32: conductances below it lose precision, then read as 0.
+#: Smallest positive normal float32 (conductances below it lose precision, then read as 0).
 FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)
 #: Largest drift exponent of the calibrated model (mu_nu <= 0.1, sigma_nu <= 0.045, 5 sigma tail).
 NU_MAX = 0.1 + 5 * 0.045
@@ -68,7 +68,7 @@ def positive_int(name: str, v, high: int | None = None) -> int:
     return integer(name, v, 1, high)
 
 
-#: Seeds: chip k uses seed + k, and torch accepts seeds below 2**63.
+#: Largest seed (chip k uses seed + k, and torch accepts seeds below 2**63).
 SEED_MAX = 2 ** 63 - 1
 
 
