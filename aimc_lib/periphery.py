@@ -215,7 +215,7 @@ def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery,
 
 
 def _channel_abs_max(x: torch.Tensor) -> torch.Tensor:
-    """max_c |x[n, c, h, w]|, ``[N, H, W]`` (a reduction over the contiguous axis when channels_last)."""
+    """``max_c |x[n, c, h, w]|``, ``[N, H, W]`` (a reduction over the contiguous axis when channels_last)."""
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         n, c, h, w = x.shape
         return x.permute(0, 2, 3, 1).reshape(-1, c).abs().amax(1).view(n, h, w)
@@ -292,7 +292,7 @@ def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:
 
 
 def one_hot_readout(w_norm: torch.Tensor, per: Periphery, generator: torch.Generator | None = None) -> float:
-    """GDC readout through the periphery: mean |output| over all one-hot inputs (floored at 1e-4)."""
+    """GDC readout through the periphery: mean absolute output over all one-hot inputs (floored at 1e-4)."""
     eye = torch.eye(w_norm.shape[1], dtype=w_norm.dtype, device=w_norm.device)
     return max(float(analog_matmul(eye, w_norm, per, generator).abs().mean()), GDC_READOUT_FLOOR)
 
