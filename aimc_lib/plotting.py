@@ -324,6 +324,43 @@ def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accu
     return fig
 
 
+def single_chip_figure(panels: dict[str, tuple[dict, dict | None, str]], n_traces: int = 4,
+                       ymin: float | None = None):
+    """One panel per model: single chips read over time next to the mean over chips.
+
+    ``panels`` maps a title to ``(result, reference, kind)``: ``result``'s chips ``0..n_traces-1``
+    are drawn as thin lines (the first chips, not chosen), its mean with error bars (std over
+    chips) on top, and ``reference`` (e.g. the same chips with an ideal periphery; ``None`` to
+    leave it out) as a faded mean; the dashed line is the network's own FP32 accuracy. The hardware experiment is one chip read over time: the thin
+    lines, not the mean, are what it can be compared with.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), layout="constrained", sharey=True)
+    axes = np.atleast_1d(axes)
+    lows = []
+    for ax, (title, (res, ref, kind)) in zip(axes, panels.items()):
+        t = np.asarray(res["times_s"], dtype=float)
+        chips = np.asarray(res["per_chip"])
+        lows.append(chips.min())
+        fp32 = res["meta"]["fp32_accuracy"]
+        ax.axhline(fp32, label=f"this network in FP32 ({fp32:.1f} %)", **STYLE["fp32"])
+        if ref is not None:
+            ax.plot(ref["times_s"], ref["mean"], color=STYLE[kind]["color"], alpha=0.35, lw=3,
+                    label=f"mean, ideal periphery ({ref['meta']['n_chips']} chips)")
+        for k in range(min(n_traces, len(chips))):
+            ax.plot(t, chips[k], color="0.35", lw=0.9, alpha=0.8, marker=".", ms=3,
+                    label=f"single chips (seeds 0-{min(n_traces, len(chips)) - 1})" if k == 0 else None)
+        plot_accuracy_vs_time(ax, res, kind, f"mean +- std, {len(chips)} chips")
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="lower left", fontsize=8)
+    low = ymin if ymin is not None else 5 * np.floor((min(lows) - 3) / 5)
+    for ax in axes:
+        format_time_axis(ax, ymin=low, ymax=95, tmin=min(min(r["times_s"]) for r, _, _ in panels.values()),
+                         tmax=max(max(r["times_s"]) for r, _, _ in panels.values()))
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    return fig
+
+
 # --- Figures of chapters 5-8 ---
 
 def rms_weight_error(read: dict, targets: dict, relative_to: str = "w_max", w_max: dict | None = None) -> dict:

@@ -10,7 +10,7 @@
 
 Each variant is timed several times, interleaved, and the median is reported: compare the
 ratios, not absolute numbers across machines. Usage:
-``python benchmarks/benchmark.py [--quick] [--threads N] [--out benchmarks/results/latest.json]``
+``python benchmarks/benchmark.py [--quick] [--threads N] [--device cuda] [--out benchmarks/results/latest.json]``
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from aimc_lib.config import provenance
+from aimc_lib.config import eval_batch_size, provenance
 from aimc_lib.data import batches, load_cifar10
 from aimc_lib.evaluation import accuracy
 from aimc_lib.mapping import AnalogChip
@@ -40,6 +40,8 @@ def timed(fn, repeats):
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # GPU work is asynchronous: wait for it before reading the clock
         out.append(time.perf_counter() - t0)
     return out
 
@@ -49,6 +51,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="1,000 test images and few steps (a smoke run)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per variant (median reported)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the ratios are what to compare)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
     a = ap.parse_args(argv)
     if a.threads:
@@ -57,29 +60,31 @@ def main(argv=None):
     train = load_cifar10("train")
     if a.quick:
         test = test.subset(1000)
+    dev = torch.device(a.device)
     model = pretrained("resnet32-fp32") if "resnet32-fp32" in available() else resnet32().eval()
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(dev, memory_format=torch.channels_last)
+    bs = eval_batch_size(dev)
 
     # 1 and 2: FP32 inference vs program + read + GDC + inference, interleaved
     fp32_t, pcm_t, per_t, seeds = [], [], [], iter(range(1000))
     aihwkit = Periphery.aihwkit_like()
-    accuracy(model, test.subset(1000))  # warm-up
+    accuracy(model, test.subset(1000), bs)  # warm-up
     for _ in range(a.repeats):
-        fp32_t += timed(lambda: accuracy(model, test), 1)
-        pcm_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), test), 1)
+        fp32_t += timed(lambda: accuracy(model, test, bs), 1)
+        pcm_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), test, bs), 1)
         per_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(
-            3600.0, "gdc", periphery=aihwkit), test), 1)
+            3600.0, "gdc", periphery=aihwkit), test, bs), 1)
     # the simulation overhead alone (program + read + GDC), no inference
     sim_t = timed(lambda: AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), a.repeats)
 
     # 3: one training step, FP32 vs noise-aware (eta 3.8 %, clipping), interleaved
     cfg = TrainConfig()
-    net = resnet32().to(memory_format=torch.channels_last).train()
+    net = resnet32().to(dev, memory_format=torch.channels_last).train()
     opt = make_optimizer(net, cfg)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(dev).manual_seed(0)
     steps = 3 if a.quick else 10
     xb, yb = next(batches(train.subset(128 * steps), 128 * steps))
-    xs, ys = xb.split(128), yb.split(128)
+    xs, ys = xb.to(dev).split(128), yb.to(dev).split(128)
 
     def step(noisy: bool):
         for x, y in zip(xs, ys):
@@ -110,7 +115,7 @@ def main(argv=None):
         "fp32_train_images_per_s": 128 * steps / med(fp32_step),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "test_images": len(test), "repeats": a.repeats, "threads": torch.get_num_threads(),
-        **provenance("cpu"), "processor": platform.processor(),
+        **provenance(dev), "processor": platform.processor(),
         "raw_seconds": {"fp32_inference": fp32_t, "pcm_eval": pcm_t, "periphery_eval": per_t, "fp32_step": fp32_step, "noisy_step": noisy_step},
     }
     rows = [("FP32 inference", f"{res['fp32_inference_images_per_s']:.0f} images/s", ""),

@@ -74,18 +74,23 @@ def main(argv=None) -> int:
         record(f"accuracy_{label}", flips <= 10, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
                predictions_differing=flips, seconds_cpu=round(t_cpu, 2), seconds_gpu=round(t_gpu, 2))
 
-    # 2b. the periphery: without output noise the converters are deterministic, so both devices
-    # agree up to borderline roundings; with the aihwkit-like preset the accuracies agree within noise
+    # 2b. the periphery. Without output noise the converters are deterministic, but they turn a
+    # last-bit difference between the GPU's and the CPU's kernels into a whole DAC or ADC step,
+    # in 34 layers: on an H200, 34 of 10,000 predictions differed (2026-11-26), so allow 1 %.
+    # With output noise the two devices draw different noise (a CUDA generator's numbers are not
+    # a CPU generator's), so predictions differ by the noise (758 on the H200) and only the
+    # accuracies can agree: within 0.5 points (0.22 on the H200).
     no_noise = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
-    for label, per, max_flips in (("periphery_no_noise", no_noise, 30),
-                                  ("periphery_aihwkit_like", Periphery.aihwkit_like(), 150)):
+    for label, per, max_flips, max_points in (("periphery_no_noise", no_noise, 100, None),
+                                              ("periphery_aihwkit_like", Periphery.aihwkit_like(), None, 0.5)):
         t0 = time.time()
         p_gpu = predict(AnalogChip(gpu_model, seed=3).read(DAY_S, periphery=per), test)
         t_gpu = time.time() - t0
         p_cpu = predict(AnalogChip(cpu_model, seed=3).read(DAY_S, periphery=per), test)
         flips = int((p_gpu != p_cpu).sum())
         acc = [percent_correct(p, test.y) for p in (p_cpu, p_gpu)]
-        record(f"accuracy_{label}", flips <= max_flips, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
+        ok = flips <= max_flips if max_flips is not None else abs(acc[0] - acc[1]) <= max_points
+        record(f"accuracy_{label}", ok, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
                predictions_differing=flips, seconds_gpu=round(t_gpu, 2))
 
     # 3. training on CUDA (the test images stand in for training data: a smoke check, not a result)

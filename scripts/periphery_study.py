@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     ap.add_argument("--variants", nargs="+", choices=list(PARTS), default=list(PARTS),
                     help="which parts variants to run (default: all)")
+    ap.add_argument("--compensations", nargs="+", choices=("gdc", "adabs"), default=["gdc", "adabs"],
+                    help="which compensations the main results use (default: both)")
     ap.add_argument("--chips", type=int, help="chips per result (default: 20 direct mapping, 10 custom)")
     ap.add_argument("--times", type=float, nargs="+", help="times in s (default: PERIPHERY_TIMES_S)")
     ap.add_argument("--test-subset", type=int, default=0, help="class-balanced test subset (0 = all 10,000)")
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
                 per, params = PARTS[variant]
                 jobs.append((f"{name}_gdc_{variant}.json", name, "gdc", per, params, chips))
         if a.only in (None, "main"):
-            for comp in ("gdc", "adabs"):
+            for comp in a.compensations:
                 jobs.append((f"{name}_{comp}_aihwkit.json", name, comp, AIHWKIT, PCMParams(), chips))
     train = None
     for fname, name, comp, per, params, chips in jobs:

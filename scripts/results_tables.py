@@ -55,6 +55,9 @@ def main() -> int:
         for i, eta in enumerate(etas):
             print(f"| {100 * eta:g} | " + " | ".join(f"{r['mean'][i]:.2f} +- {r['std'][i]:.2f}"
                                                     for r in noise.values()) + " |")
+    full = zoo.RESULTS_DIR / "periphery"
+    if full.exists():
+        print(periphery_table(full))
     preview = zoo.RESULTS_DIR / "periphery-preview"
     if preview.exists():
         print(periphery_preview_table(preview))
@@ -67,6 +70,52 @@ def paired_cells(res: dict, ideal: dict) -> list[str]:
     if res["meta"]["seeds"] != ideal["meta"]["seeds"] or res["meta"]["test_images"] != ideal["meta"]["test_images"]:
         raise ValueError("paired differences need the same chips and test images")
     return [f"{m:.2f} ({d:+.2f})" for m, d in zip(pc.mean(0), (pc - ref).mean(0))]
+
+
+#: Times of the periphery table: the note's usual ones plus those of the seed-figure comparison.
+PERIPHERY_TABLE_TIMES = {"1e-5 s": 1e-5, "10 s": 10.0, "60 s": 60.0, "1 h": 3600.0, "1 day": 86400.0,
+                         "1e5 s": 1e5, "1 month": 30 * 86400.0, "1 year": 365 * 86400.0}
+
+
+def periphery_table(folder: Path) -> str:
+    """The full periphery results: ideal vs aihwkit-like periphery, and the change on the shared chips.
+
+    The aihwkit-like results use chips ``0..n-1``; the ideal ones the first 10 of them, so the
+    change row pairs chip ``k`` with chip ``k`` (the periphery does not change a chip's conductances).
+    A time the ideal grid lacks (60 s) shows ``-``.
+    """
+    head = "| model, compensation, periphery | chips | " + " | ".join(PERIPHERY_TABLE_TIMES) + " |"
+    rows = [head, "| --- | --- | " + " | ".join("---" for _ in PERIPHERY_TABLE_TIMES) + " |"]
+    for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
+        for comp in ("gdc", "adabs"):
+            res = load_results(folder / f"{model}_{comp}_aihwkit.json")
+            ideal = zoo.results(result_name(model, comp)) if (model, comp) in COMMITTED_RESULTS else None
+            name = f"{label}, {COMPENSATION_LABELS[comp]}"
+            pc = np.asarray(res["per_chip"])
+            if ideal is not None:
+                ref = np.asarray(ideal["per_chip"])
+                n = len(ref)
+                if res["meta"]["seeds"][:n] != ideal["meta"]["seeds"]:
+                    raise ValueError("paired differences need the same chips")
+                cells, change = [], []
+                for t in PERIPHERY_TABLE_TIMES.values():
+                    j = res["times_s"].index(t)
+                    if t in ideal["times_s"]:
+                        i = ideal["times_s"].index(t)
+                        cells.append(f"{ref[:, i].mean():.2f} +- {ref[:, i].std(ddof=1):.2f}")
+                        d = pc[:n, j] - ref[:, i]
+                        change.append(f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(n):.2f}")
+                    else:
+                        cells.append("-")
+                        change.append("-")
+                rows.append(f"| {name}, ideal | {n} | " + " | ".join(cells) + " |")
+            rows.append(f"| {name}, aihwkit-like | {len(pc)} | " + " | ".join(
+                f"{pc[:, res['times_s'].index(t)].mean():.2f} +- {pc[:, res['times_s'].index(t)].std(ddof=1):.2f}"
+                for t in PERIPHERY_TABLE_TIMES.values()) + " |")
+            if ideal is not None:
+                rows.append(f"| {name}, change on the same {n} chips (mean +- standard error) | {n} | "
+                            + " | ".join(change) + " |")
+    return "\n".join(rows) + "\n"
 
 
 def periphery_preview_table(folder: Path) -> str:
