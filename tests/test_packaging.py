@@ -57,3 +57,17 @@ def test_readme_five_line_example_runs(data_path, monkeypatch):
     scope = {"my_trained_model": resnet(8, (8, 8, 16)).eval()}
     exec(block, scope)
     assert 0 <= scope["accuracy"] <= 100
+
+
+def test_every_shipped_data_file_is_package_data():
+    """Each committed model, result and answer key is installed with the package (a folder of
+    results added without its glob in pyproject.toml would be missing from a pip install)."""
+    from pathlib import PurePosixPath
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["aimc_lib"]
+    pkg = ROOT / "aimc_lib"
+    files = [PurePosixPath(p.relative_to(pkg).as_posix()) for folder in ("weights", "results", "answers")
+             for p in (pkg / folder).rglob("*") if p.is_file() and p.suffix in (".json", ".pt", ".png", ".svg")]
+    assert len(files) > 20
+    missing = [str(f) for f in files if not any(f.match(g) and len(f.parts) == len(PurePosixPath(g).parts)
+                                                for g in globs)]
+    assert not missing, missing
