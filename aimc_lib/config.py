@@ -25,9 +25,9 @@ def sizes() -> dict:
     if fast_mode():
         return {"test_images": 1000, "train_images": 2560, "chips": 2, "epochs": 1,
                 "calibration_images": 500, "devices": 20_000, "live_chips": 2, "live_test_images": 1000}
-    # live_*: spot checks of committed results (a few minutes on a 2-core laptop)
+    # live_*: spot checks of committed results (about a minute each on a 2-core laptop)
     return {"test_images": 10_000, "train_images": 50_000, "chips": 10, "epochs": 3,
-            "calibration_images": 2000, "devices": 200_000, "live_chips": 3, "live_test_images": 2000}
+            "calibration_images": 2000, "devices": 200_000, "live_chips": 2, "live_test_images": 1000}
 
 
 def device_description(device: torch.device | str) -> str:

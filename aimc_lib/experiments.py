@@ -138,11 +138,7 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
     ``test_subset``: evaluate on a class-balanced subset of that many images (0 = all).
     Returns ``{"etas", "mean", "std", "per_repeat"}``.
     """
-    if n_repeats < 1:
-        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-    etas = [float(e) for e in etas]
-    if any(not (0 <= e < 1) for e in etas):
-        raise ValueError(f"every eta must be in [0, 1), got {etas}")
+    etas = validation.weight_noise_run(model, test, etas, n_repeats, seed, test_subset, batch_size)
     if test_subset:
         test = test.subset(test_subset, seed=0)
     noisy = copy.deepcopy(model).eval()

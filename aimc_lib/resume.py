@@ -135,8 +135,9 @@ class ChipLog:
 
 
 def estimate_seconds(runner, test, batch_size: int, n_points: int, accuracy) -> float:
-    """Rough duration (s) of ``n_points`` evaluations of ``runner`` on ``test``, timed on one batch."""
-    probe = min(len(test), batch_size, 500)
+    """Rough duration (s) of ``n_points`` evaluations of ``runner`` on ``test``, timed on 100 images
+    (a small probe, so that short runs do not pay for their own estimate)."""
+    probe = min(len(test), batch_size, 100)
     t0 = time.perf_counter()
     accuracy(runner, type(test)(test.x[:probe], test.y[:probe]), probe)
     per_image = (time.perf_counter() - t0) / probe

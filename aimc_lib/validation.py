@@ -264,6 +264,29 @@ def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_s
     return times
 
 
+def weight_noise_run(model, test, etas, n_repeats, seed_, test_subset, batch_size) -> list[float]:
+    """Check the arguments of :func:`aimc_lib.experiments.accuracy_under_weight_noise`; returns the etas."""
+    from torch import nn
+    from .data import Split
+    from .models import check_analog_model, check_finite
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_analog_model(model)
+    check_finite(model)
+    if not isinstance(test, Split):
+        raise ArgumentError(f"test must be an aimc_lib.data.Split (e.g. load_cifar10('test')), got {type(test).__name__}")
+    if isinstance(etas, (str, bytes)) or not hasattr(etas, "__iter__"):
+        raise ArgumentError(f"etas must be a list of relative noise levels in [0, 1), got {etas!r}")
+    etas = [number("every eta (relative weight-noise std)", e, 0.0, 1.0, high_open=True) for e in etas]
+    if not etas:
+        raise ArgumentError("etas is empty: give at least one relative noise level in [0, 1)")
+    positive_int("n_repeats", n_repeats)
+    seed(seed_, "seed")
+    integer("test_subset (0 = all test images)", test_subset, 0, len(test))
+    positive_int("batch_size", batch_size)
+    return [float(e) for e in etas]
+
+
 def writable_folder(folder, name: str = "output") -> None:
     """Raise ArgumentError unless ``folder`` exists, is a folder and a file can be created in it."""
     import tempfile

@@ -462,3 +462,31 @@ def test_saved_results_round_trip_with_structure_check(tmp_path):
     (tmp_path / "c.json").write_text("[1, 2")
     with pytest.raises(ValueError, match="c.json is not a JSON result file"):
         load_results(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(etas=[0.0, 1.0]), r"every eta .* \[0, 1\)"),
+    (dict(etas=[float("nan")]), "every eta"),
+    (dict(etas=[]), "etas is empty"),
+    (dict(etas="0.02"), "etas must be a list"),
+    (dict(n_repeats=0), "n_repeats"),
+    (dict(seed=-1), "seed"),
+    (dict(test_subset=10 ** 6), "test_subset"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_weight_noise_sweep_refuses_bad_arguments_by_name(kw, match):
+    from aimc_lib.experiments import accuracy_under_weight_noise
+    args = {**dict(etas=[0.0, 0.02], n_repeats=2, seed=0, test_subset=0, batch_size=100), **kw}
+    with pytest.raises(ArgumentError, match=match):
+        accuracy_under_weight_noise(MODEL, TEST, **args)
+
+
+def test_weight_noise_sweep_refuses_nan_weights_and_non_splits():
+    from aimc_lib.experiments import accuracy_under_weight_noise
+    bad = tiny_model()
+    with torch.no_grad():
+        next(bad.parameters())[0].fill_(float("nan"))
+    with pytest.raises(ValueError, match="conv1.weight' holds NaN"):
+        accuracy_under_weight_noise(bad, TEST, [0.02])
+    with pytest.raises(ArgumentError, match="Split"):
+        accuracy_under_weight_noise(MODEL, (TEST.x, TEST.y), [0.02])
