@@ -125,7 +125,7 @@ def _load_torchvision(root: Path, split: str, download: bool) -> tuple[np.ndarra
 
 
 _HOW_TO_GET = ("Either set AIMC_DATA to a folder with data_batch_1..5.npz and test_batch.npz "
-               "(in this repository's CI: ../shared/cifar10), or call load_cifar10(download=True) "
+               "(arrays x: uint8 [N, 32, 32, 3], y: uint8 [N]), or call load_cifar10(download=True) "
                "(python -m aimc_lib ... --download) to fetch the official copy with torchvision "
                "(needs internet, about 170 MB).")
 

@@ -229,19 +229,25 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} minutes"
 
 
-def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_size, calibration_split,
-              calibration_images_n, fp32_accuracy, flags: dict) -> list[float]:
-    """Check the arguments of :func:`aimc_lib.experiments.accuracy_vs_time`; returns the time grid."""
+def _model_and_test_split(model, test) -> None:
+    """A finite analog model and a test Split, else an error naming which (ValueError for NaN or Inf)."""
     from torch import nn
     from .data import Split
     from .models import check_analog_model, check_finite
-    from .pcm import PCMParams
     if not isinstance(model, nn.Module):
         raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_analog_model(model)
     check_finite(model)
     if not isinstance(test, Split):
         raise ArgumentError(f"test must be an aimc_lib.data.Split (e.g. load_cifar10('test')), got {type(test).__name__}")
+
+
+def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_size, calibration_split,
+              calibration_images_n, fp32_accuracy, flags: dict) -> list[float]:
+    """Check the arguments of :func:`aimc_lib.experiments.accuracy_vs_time`; returns the time grid."""
+    from .data import Split
+    from .pcm import PCMParams
+    _model_and_test_split(model, test)
     if not isinstance(params, PCMParams):
         raise ArgumentError(f"params must be an aimc_lib.pcm.PCMParams, got {type(params).__name__}")
     times = time_grid(times_s, params)
@@ -266,15 +272,7 @@ def drift_run(model, test, times_s, n_chips, params, seed_, test_subset, batch_s
 
 def weight_noise_run(model, test, etas, n_repeats, seed_, test_subset, batch_size) -> list[float]:
     """Check the arguments of :func:`aimc_lib.experiments.accuracy_under_weight_noise`; returns the etas."""
-    from torch import nn
-    from .data import Split
-    from .models import check_analog_model, check_finite
-    if not isinstance(model, nn.Module):
-        raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_analog_model(model)
-    check_finite(model)
-    if not isinstance(test, Split):
-        raise ArgumentError(f"test must be an aimc_lib.data.Split (e.g. load_cifar10('test')), got {type(test).__name__}")
+    _model_and_test_split(model, test)
     if isinstance(etas, (str, bytes)) or not hasattr(etas, "__iter__"):
         raise ArgumentError(f"etas must be a list of relative noise levels in [0, 1), got {etas!r}")
     etas = [number("every eta (relative weight-noise std)", e, 0.0, 1.0, high_open=True) for e in etas]
