@@ -31,7 +31,9 @@ patch) is a max-pool of the channel-wise abs-max, and noise, ADC, clipping and r
 element-wise on the conv output. Only the DAC needs more: one input value belongs to up to
 ``k*k`` patches with different scales, so it is quantised once per kernel offset (``k*k``
 strided views of the padded input, written side by side into a channels-last patch matrix, then
-one matrix product: the same multiply-adds as the original conv). With an ideal DAC
+one matrix product: the same multiply-adds as the original conv). On a CPU this runs in chunks
+of a few images, so the patch matrix and the outputs stay in the cache through the DAC, the
+product and the output stage. With an ideal DAC
 (``n_in=None``) or a fixed input range (``noise_management="none"``: every input is quantised
 once, whatever its patch) nothing is unfolded.
 
@@ -241,26 +243,63 @@ def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return _window_max(_channel_abs_max(x), conv).unsqueeze(1)
 
 
-def _quantized_patches_conv(x: torch.Tensor, inv_scale: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d,
-                            per: Periphery) -> torch.Tensor:
-    """Conv of the DAC levels of every patch: each kernel offset's view of the input is scaled by
-    its patches' ``1 / (s * step)`` into one block of the patch matrix, rounded and clipped, and one
-    matrix product (the same multiply-adds as the conv) sums them. Channels-last throughout."""
-    kh, kw = conv.kernel_size
-    sh, sw = conv.stride
-    ph, pw = conv.padding
+#: Patch-matrix bytes per chunk on a CPU: small enough to stay in the caches between building the
+#: DAC levels, the matrix product and the output stage (on a GPU the whole batch is one chunk).
+PATCH_CHUNK_BYTES = 2 << 20
+
+
+def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per: Periphery,
+              generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
+    """The conv through an abs-max DAC, chunk by chunk of images, channels-last throughout.
+
+    Per chunk: each kernel offset's strided view of the padded input is scaled by its patches'
+    ``1 / (s * step)`` into one block of the patch matrix and rounded to the DAC's levels; one
+    matrix product (the same multiply-adds as the conv) gives the crossbar outputs of every
+    patch; the output stage (noise, ADC, rescaling) runs on them while they are in the cache.
+    """
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
     n, c = x.shape[:2]
-    ho, wo = inv_scale.shape[-2:]
+    ho, wo = s.shape[-2:]
+    in_step = per.inp_bound / _half_levels(per.inp_bits)
+    s_rows = s.reshape(n, ho, wo, 1)
+    inv = (1.0 / (s * in_step)).reshape(n, ho, wo, 1)
     xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # [N, H, W, C]
-    inv = inv_scale.reshape(n, ho, wo, 1)
-    cols = torch.empty((n, ho, wo, kh * kw, c), dtype=x.dtype, device=x.device)
-    for o, (i, j) in enumerate((i, j) for i in range(kh) for j in range(kw)):
-        view = xp[:, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw, :]
-        torch.mul(view, inv, out=cols[:, :, :, o, :])
-    _dac_levels_(cols, per)
-    w_mat = w4d.permute(2, 3, 1, 0).reshape(kh * kw * c, -1)  # rows in the same (offset, channel) order
-    y = cols.view(n * ho * wo, kh * kw * c) @ w_mat
-    return y.view(n, ho, wo, -1).permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+    k, cout = kh * kw * c, w4d.shape[0]
+    w_mat = w4d.permute(2, 3, 1, 0).reshape(k, cout)  # rows in the patch matrix's (offset, channel) order
+    per_image = ho * wo * k * x.element_size()
+    chunk = n if x.is_cuda else max(1, min(n, PATCH_CHUNK_BYTES // per_image))
+    out = torch.empty((n, ho, wo, cout), dtype=x.dtype, device=x.device)
+    cols = torch.empty((chunk, ho, wo, kh * kw, c), dtype=x.dtype, device=x.device)
+    offsets = [(i, j) for i in range(kh) for j in range(kw)]
+    for b0 in range(0, n, chunk):
+        b1 = min(n, b0 + chunk)
+        cb = cols[: b1 - b0]
+        for o, (i, j) in enumerate(offsets):
+            view = xp[b0:b1, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw, :]
+            torch.mul(view, inv[b0:b1], out=cb[:, :, :, o, :])
+        cb.round_()
+        if per.inp_bound < 1.0:  # |x| / s <= 1: only an input range below 1 can clip
+            cb.clamp_(-_half_levels(per.inp_bits), _half_levels(per.inp_bits))
+        rows = out[b0:b1]
+        torch.mm(cb.view(-1, k), w_mat, out=rows.view(-1, cout))
+        _output_stage_rows_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale)
+    return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
+
+
+def _output_stage_rows_(y: torch.Tensor, mult: float, s: torch.Tensor, per: Periphery,
+                        generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
+    """:func:`_output_stage` in place on contiguous channels-last rows ``[..., C]`` (``s``: ``[..., 1]``).
+
+    The output noise is drawn in the rows' memory order (one contiguous draw per chunk)."""
+    step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
+    y.mul_(mult / step)
+    if per.out_noise > 0:
+        y.add_(torch.empty_like(y).normal_(0.0, per.out_noise / step, generator=generator))
+    if per.out_bits is not None:
+        y.round_().clamp_(-_half_levels(per.out_bits), _half_levels(per.out_bits))
+    elif per.out_bound is not None:
+        y.clamp_(-per.out_bound, per.out_bound)
+    return y.mul_(s * (step * digital_scale))
 
 
 def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periphery,
@@ -282,9 +321,7 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     if per.noise_management == "none":  # one input range for every patch: quantise each input once
         y_raw = F.conv2d(quantize(x.clone(), per.inp_bits, per.inp_bound), w4d_norm, None, conv.stride, conv.padding)
         return _output_stage(y_raw, 1.0, s, per, generator, digital_scale)
-    in_step = per.inp_bound / _half_levels(per.inp_bits)
-    y_raw = _quantized_patches_conv(x, 1.0 / (s * in_step), w4d_norm, conv, per)
-    return _output_stage(y_raw, in_step, s, per, generator, digital_scale)
+    return _dac_conv(x, s, w4d_norm, conv, per, generator, digital_scale)
 
 
 def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from conftest import resnet_with_statistics
 
 from aimc_lib.data import Split
 from aimc_lib.experiments import accuracy_vs_time
+from aimc_lib import periphery
 from aimc_lib.mapping import AnalogChip
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import (AnalogLayer, Periphery, analog_conv2d, analog_matmul, converter_levels,
@@ -91,12 +92,28 @@ def test_conv_through_the_periphery_equals_the_mvm_of_every_im2col_column(stride
     x = torch.randn(2, 5, 9, 9, generator=g)
     w = torch.randn(7, 5, k, k, generator=g) * 0.3
     cols = F.unfold(x, k, padding=k // 2, stride=stride).transpose(1, 2)  # [N, L, C*k*k]
-    for per in (Periphery(inp_bits=4, inp_bound=2.0, noise_management="none"), Periphery(inp_bits=4)):
+    for per in (Periphery(inp_bits=4, inp_bound=2.0, noise_management="none"), Periphery(inp_bits=4),
+                Periphery(inp_bits=4, inp_bound=0.5),  # an input range below 1: the DAC clips
+                Periphery(inp_bits=4, out_bits=6, out_bound=1.5)):
         y = analog_conv2d(x, w, conv, per)
         ref = analog_matmul(cols, w.flatten(1), per).transpose(1, 2).reshape(y.shape)
         torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
     # the DAC matters: without it the result differs by more than float rounding
     assert float((analog_conv2d(x, w, conv, Periphery()) - y).abs().max()) > 1e-3
+
+
+def test_conv_through_the_dac_gives_the_same_result_in_chunks(monkeypatch):
+    g = torch.Generator().manual_seed(3)
+    conv = torch.nn.Conv2d(4, 16, 3, 1, 1, bias=False)
+    x = torch.randn(5, 4, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(16, 4, 3, 3, generator=g) * 0.3
+    per = Periphery(inp_bits=6, out_bits=8, out_bound=4.0, out_noise=0.05)
+    whole = analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(periphery, "PATCH_CHUNK_BYTES", 8 * 8 * 36 * 4 * 2)  # two images per chunk: 2, 2, 1
+    chunked = analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(0))
+    # one stream of output noise, drawn in order (each chunk's draw is a multiple of 16 values)
+    assert torch.equal(whole, chunked)
+    assert chunked.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_analog_layer_linear_bias_is_a_row_driven_by_one(net):
