@@ -42,3 +42,35 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
     for name, res in first.items():
         again = json.loads((tmp_path / "results" / name).read_text())
         assert again["per_chip"] == res["per_chip"], name
+
+
+def _ablation_study():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ablation_study", ROOT / "scripts" / "ablation_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ablation_study_names_the_runs_it_still_needs(tmp_path, monkeypatch):
+    study = _ablation_study()
+    monkeypatch.setattr(study, "ARMS", {"both": "resnet32-custom", "clip-only": str(tmp_path / "model.pt")})
+    try:
+        study.main(["--quick", "--out", str(tmp_path / "out.json")])
+    except SystemExit as e:
+        assert "not trained yet" in str(e) and str(tmp_path / "model.pt") in str(e)
+    else:
+        raise AssertionError("a missing run must stop the study")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_ablation_study_measures_each_arm(tmp_path, monkeypatch, data_path):
+    monkeypatch.setenv("AIMC_DATA", data_path)
+    study = _ablation_study()
+    monkeypatch.setattr(study, "ARMS", {"both": "resnet32-custom"})
+    assert study.main(["--quick", "--out", str(tmp_path / "out.json")]) == 0
+    res = json.loads((tmp_path / "out.json").read_text())
+    arm = res["arms"]["both"]
+    assert res["test_images"] == 200 and res["n_chips"] == 1 and res["eta_inf"][0] == 0.0
+    assert arm["weight_noise"]["per_repeat"][0] == [arm["fp32_accuracy"]] * 2  # no noise: the digital network
+    assert len(arm["pcm_day"]["per_chip"]) == 1 and 80 < arm["pcm_day"]["mean"] <= 100
