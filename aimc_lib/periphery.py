@@ -243,8 +243,8 @@ def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return _window_max(_channel_abs_max(x), conv).unsqueeze(1)
 
 
-#: Patch-matrix bytes per chunk on a CPU: small enough to stay in the caches between building the
-#: DAC levels, the matrix product and the output stage (on a GPU the whole batch is one chunk).
+#: Bytes of the patch matrix per chunk on a CPU, small enough to stay in the caches between building
+#: the DAC levels, the matrix product and the output stage (on a GPU the whole batch is one chunk).
 PATCH_CHUNK_BYTES = 2 << 20
 
 
