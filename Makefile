@@ -57,9 +57,12 @@ pdf: setup browser
 	$(PY) scripts/print_pdf.py _build/html _build/aimc-book.pdf
 
 # All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
-# the fast-mode book build and the real-browser test of the built site.
+# the fast-mode book build and the real-browser test of the built site. Two pytest-xdist workers,
+# one test file each at a time (nbval runs a notebook's cells in order in one kernel), one torch
+# thread per worker (tests/conftest.py): the book build runs beside the other tests.
+TEST_WORKERS ?= 2
 test: setup widgets-js browser
-	AIMC_FAST=1 $(VENV)/bin/pytest
+	AIMC_FAST=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: setup
 	$(VENV)/bin/pytest tests -m "not book"

@@ -36,9 +36,17 @@ def cifar_test(data_path):
     return load_cifar10("test", data_path)
 
 
+# Under pytest-xdist (`make test`: two workers on two cores) every worker, and every process it
+# starts (notebook kernels, the book build, the CLI), uses one torch thread: two 2-thread jobs on
+# two cores slow each other down several times.
+XDIST_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(autouse=True)
 def _threads():
-    torch.set_num_threads(int(os.environ.get("AIMC_TEST_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("AIMC_TEST_THREADS", "1" if XDIST_WORKER else "2")))
 
 
 def resnet_with_statistics(depth: int, widths: tuple[int, int, int]):

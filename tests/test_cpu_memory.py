@@ -1,45 +1,47 @@
-"""The CPU allocator setting of ``aimc_lib.cpu_memory``: freed large tensors are reused, not re-faulted."""
+"""The CPU allocator setting of ``aimc_lib.cpu_memory``: freed large tensors are reused, not re-faulted.
+
+Each check runs in a fresh Python process, on its main thread (glibc's main arena), as a notebook
+kernel or the CLI does; pytest-xdist runs tests on another thread, whose arena still maps blocks
+this large."""
 import os
-import resource
 import subprocess
 import sys
 
 import pytest
-import torch
-
-import aimc_lib  # noqa: F401  (importing applies the setting)
-from aimc_lib import cpu_memory
-
-linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
-
 
 PAGES = 16_000  # one 1,000-image activation of ResNet-32's first stage: 65.5 MB, 16,000 pages of 4 KiB
-# Ten allocations of it, each touched and freed: a page fault per page and allocation is 160,000
+# Ten allocations of it, each touched and freed: a page fault per page and allocation makes 160,000
 TEN_ALLOCATIONS = """
 import resource, torch
+import aimc_lib
+from aimc_lib import cpu_memory
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     x = torch.empty(1000 * 16 * 32 * 32)
     x.fill_(1.0)
     del x
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(cpu_memory.keep_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
+
+
+def _ten_allocations(**env) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", TEN_ALLOCATIONS], env={**os.environ, **env},
+                         capture_output=True, text=True, check=True).stdout.split()
+    return out[0], int(out[1])
 
 
 @linux
 def test_import_applies_the_setting_and_freed_tensors_are_reused():
-    assert cpu_memory.keep_freed_memory() is True
-    scope = {}
-    exec(TEN_ALLOCATIONS, scope)
+    applied, faults = _ten_allocations(AIMC_MALLOC_DEFAULTS="")
+    assert applied == "True"
     # the heap grows once or twice, then the freed memory is reused
-    assert scope["faults"] < 3 * PAGES, f"{scope['faults']:,} page faults in ten 65 MB allocations"
+    assert faults < 3 * PAGES, f"{faults:,} page faults in ten 65 MB allocations"
 
 
 @linux
 def test_the_default_allocator_refaults_every_page_and_the_opt_out_keeps_it():
-    code = "import aimc_lib\nfrom aimc_lib import cpu_memory\n" + TEN_ALLOCATIONS + \
-        "print(cpu_memory.keep_freed_memory(), faults)\n"
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AIMC_MALLOC_DEFAULTS": "1"},
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "False"
-    assert int(out[1]) > 9 * PAGES  # glibc's default: mmap and munmap per tensor, a fault per page
+    applied, faults = _ten_allocations(AIMC_MALLOC_DEFAULTS="1")
+    assert applied == "False"
+    assert faults > 9 * PAGES  # glibc's default: mmap and munmap per tensor, a fault per page
