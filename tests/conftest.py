@@ -61,3 +61,18 @@ def resnet_with_statistics(depth: int, widths: tuple[int, int, int]):
                 mod.running_var.uniform_(0.5, 1.5)
         m.fc.bias.uniform_(-0.5, 0.5)
     return m.eval()
+
+
+# Longest first, so that `make test`'s two workers finish together: the fast book build with its
+# browser tests (one file), then the notebooks, then the full-test-set checks, then the rest.
+# A stable sort by file: nbval still runs each notebook's cells in order.
+RUN_FIRST = ["tests/test_book.py", "book/", "tests/test_shipped_models.py", "tests/test_reproduce.py"]
+
+
+def _schedule_rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((i for i, prefix in enumerate(RUN_FIRST) if path.startswith(prefix)), len(RUN_FIRST))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_schedule_rank)
