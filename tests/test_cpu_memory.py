@@ -1,8 +1,8 @@
 """The CPU allocator setting of ``aimc_lib.cpu_memory``: freed large tensors are reused, not re-faulted.
 
 Each check runs in a fresh Python process, on its main thread (glibc's main arena), as a notebook
-kernel or the CLI does; pytest-xdist runs tests on another thread, whose arena still maps blocks
-this large."""
+kernel or the CLI does: in a long-lived test worker, what earlier tests left on the heap decides
+whether a freed block can be reused, and the count is not reproducible there."""
 import os
 import subprocess
 import sys
