@@ -78,20 +78,25 @@ def main(argv=None) -> int:
     # last-bit difference between the GPU's and the CPU's kernels into a whole DAC or ADC step,
     # in 34 layers: on an H200, 34 of 10,000 predictions differed (2026-11-26), so allow 1 %.
     # With output noise the two devices draw different noise (a CUDA generator's numbers are not
-    # a CPU generator's), so predictions differ by the noise (758 on the H200) and only the
-    # accuracies can agree: within 0.5 points (0.22 on the H200).
+    # a CPU generator's), so predictions differ by the noise (758 and 800 on the H200) and only the
+    # accuracies can agree. How well: if each of the k differing predictions is as likely to be right
+    # on one device as on the other, the accuracies differ by about 100 * sqrt(k) / N points (a
+    # sign test), so allow 3 of those. (A fixed 0.5 points, set after a first run that differed by
+    # 0.22, failed the second run at 0.59 with 800 differing predictions: 2.1 such units.)
     no_noise = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
-    for label, per, max_flips, max_points in (("periphery_no_noise", no_noise, 100, None),
-                                              ("periphery_aihwkit_like", Periphery.aihwkit_like(), None, 0.5)):
+    for label, per, max_flips in (("periphery_no_noise", no_noise, 100),
+                                  ("periphery_aihwkit_like", Periphery.aihwkit_like(), None)):
         t0 = time.time()
         p_gpu = predict(AnalogChip(gpu_model, seed=3).read(DAY_S, periphery=per), test)
         t_gpu = time.time() - t0
         p_cpu = predict(AnalogChip(cpu_model, seed=3).read(DAY_S, periphery=per), test)
         flips = int((p_gpu != p_cpu).sum())
         acc = [percent_correct(p, test.y) for p in (p_cpu, p_gpu)]
+        max_points = 3 * 100 * flips ** 0.5 / len(test.y)
         ok = flips <= max_flips if max_flips is not None else abs(acc[0] - acc[1]) <= max_points
         record(f"accuracy_{label}", ok, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
-               predictions_differing=flips, seconds_gpu=round(t_gpu, 2))
+               predictions_differing=flips, allowed_points=None if max_flips is not None else round(max_points, 2),
+               seconds_gpu=round(t_gpu, 2))
 
     # 3. training on CUDA (the test images stand in for training data: a smoke check, not a result)
     torch.backends.cudnn.deterministic = True

@@ -58,9 +58,7 @@ def main() -> int:
     full = zoo.RESULTS_DIR / "periphery"
     if full.exists():
         print(periphery_table(full))
-    preview = zoo.RESULTS_DIR / "periphery-preview"
-    if preview.exists():
-        print(periphery_preview_table(preview))
+        print(periphery_parts_table(full))
     return 0
 
 
@@ -118,23 +116,30 @@ def periphery_table(folder: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-def periphery_preview_table(folder: Path) -> str:
-    """The periphery preview: each variant's accuracy and its paired change from the ideal periphery."""
-    rows = ["| model, periphery (GDC) | chips x images | " + " | ".join(
-        f"{t:g} s" for t in load_results(folder / "grid_resnet32-fp32_gdc_ideal.json")["times_s"]) + " |"]
-    rows.append("| --- | --- | " + " | ".join("---" for _ in rows[0].split("|")[3:-1]) + " |")
+#: The parts of the periphery, each switched on alone, then together (``scripts/periphery_study.py --only parts``).
+PARTS = ("ideal", "dac-only", "adc-only", "out-noise-only", "aihwkit", "aihwkit-exact-gdc", "ideal-zero-target-noise")
+
+
+def periphery_parts_table(folder: Path, t_s: float = 86400.0) -> str:
+    """Which part of the periphery costs what at ``t_s``: each variant on the same chips as ``ideal``.
+
+    The ``aihwkit`` variant is the main result file (its grid holds ``t_s``); the change is the
+    chip-by-chip difference to the ideal periphery, mean +- standard error over the chips.
+    """
+    rows = ["| model at 1 day (GDC), periphery | chips x images | accuracy (mean +- std) | "
+            "change on the same chips (mean +- standard error) |", "| --- | --- | --- | --- |"]
     for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
-        ideal = load_results(folder / f"grid_{model}_gdc_ideal.json")
-        for v in ("ideal", "aihwkit"):
-            res = load_results(folder / f"grid_{model}_gdc_{v}.json")
-            rows.append(f"| {label}, {v} | {res['meta']['n_chips']} x {res['meta']['test_images']} | "
-                        + " | ".join(paired_cells(res, ideal)) + " |")
-    rows += ["", "| direct mapping at 1 day, part switched on (GDC) | chips x images | accuracy (change on the same chips) |",
-             "| --- | --- | --- |"]
-    ideal = load_results(folder / "1day_resnet32-fp32_gdc_ideal.json")
-    for v in ("ideal", "dac-only", "adc-only", "out-noise-only", "aihwkit", "aihwkit-exact-gdc", "ideal-zero-target-noise"):
-        res = load_results(folder / f"1day_resnet32-fp32_gdc_{v}.json")
-        rows.append(f"| {v} | {res['meta']['n_chips']} x {res['meta']['test_images']} | {paired_cells(res, ideal)[0]} |")
+        def at_t(v):
+            res = load_results(folder / f"{model}_gdc_{v}.json")
+            return res, np.asarray(res["per_chip"])[:, res["times_s"].index(t_s)]
+        ideal, ref = at_t("ideal")
+        for v in PARTS:
+            res, acc = at_t(v)
+            if res["meta"]["seeds"] != ideal["meta"]["seeds"] or res["meta"]["test_images"] != ideal["meta"]["test_images"]:
+                raise ValueError(f"{model} {v}: paired differences need the same chips and test images")
+            d = acc - ref
+            rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | {acc.mean():.2f} +- "
+                        f"{acc.std(ddof=1):.2f} | {d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f} |")
     return "\n".join(rows) + "\n"
 
 

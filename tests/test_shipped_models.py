@@ -107,6 +107,27 @@ def test_committed_periphery_results_record_their_setup(name, comp):
         assert meta["calibration_images"] == 2000 and meta["calibration_augmented"] is True
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_committed_periphery_parts_are_paired_with_the_ideal_periphery(name):
+    """The ``parts`` study: every variant is the one ``scripts/periphery_study.py`` defines, read
+    on the same chips and all test images as the ideal periphery (so differences are chip by chip)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "periphery_study", Path(__file__).resolve().parents[1] / "scripts" / "periphery_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    ideal = zoo.results(f"periphery/{name}_gdc_ideal")["meta"]
+    assert ideal["n_chips"] == (20 if name == "resnet32-fp32" else 10) and ideal["test_images"] == 10_000
+    for variant, (per, params) in study.PARTS.items():
+        res = zoo.results(f"periphery/{name}_gdc_{variant}")
+        meta = res["meta"]
+        assert DAY_S in res["times_s"], variant
+        assert meta["seeds"][:ideal["n_chips"]] == ideal["seeds"] and meta["test_images"] == 10_000, variant
+        assert meta["periphery"] == per.to_dict() and meta["pcm_params"] == params.to_dict(), variant
+        assert meta["model_sha256"] == model_sha256(aimc_lib.pretrained(name)), variant
+
+
 def test_committed_periphery_point_is_what_the_code_produces(cifar_test):
     """Chip 0 of direct mapping at 1 day through the aihwkit-like periphery, re-simulated on this CPU.
 
