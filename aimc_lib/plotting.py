@@ -469,6 +469,41 @@ def eta_sweep_frame(eta_sweep: dict, weight_noise: dict, eta_tr: float):
     return fig
 
 
+#: The arms of the clipping / noise ablation (``scripts/ablation_study.py``) and their styles.
+ABLATION_STYLE = {
+    "both": dict(color="tab:blue", marker="s", label="clipping + noise (shipped custom)"),
+    "clip-only": dict(color="tab:green", marker="o", label="clipping only"),
+    "noise-only": dict(color="tab:orange", marker="^", label="noise only"),
+}
+
+
+def clip_noise_ablation_figure(ablation: dict, weight_noise_fp32: dict | None = None):
+    """The full-length ablation: accuracy under inference weight noise per arm (left) and each
+    chip's accuracy on PCM one day after programming with GDC (right; a bar marks the mean)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained", gridspec_kw=dict(width_ratios=[1.8, 1]))
+    arms = {arm: ABLATION_STYLE[arm] for arm in ablation["arms"]}
+    sweeps = {st["label"]: {"etas": ablation["eta_inf"], **ablation["arms"][arm]["weight_noise"]} for arm, st in arms.items()}
+    styles = {st["label"]: dict(color=st["color"], marker=st["marker"], markersize=5) for st in arms.values()}
+    if weight_noise_fp32 is not None:
+        sweeps["FP32 (shipped, for scale)"] = weight_noise_fp32
+        styles["FP32 (shipped, for scale)"] = dict(STYLE["direct"], alpha=0.6)
+    plot_noise_sweep(ax, sweeps, styles)
+    ax.set_xlim(-0.5, 100 * max(ablation["eta_inf"]) + 0.5)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"{ablation['n_repeats']} noise draws, {ablation['test_images']:,} test images", fontsize=9.5)
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    for i, (arm, st) in enumerate(arms.items()):
+        chips = np.asarray(ablation["arms"][arm]["pcm_day"]["per_chip"])
+        bx.plot(i + rng.uniform(-0.12, 0.12, len(chips)), chips, st["marker"], color=st["color"], alpha=0.7, ms=5)
+        bx.hlines(chips.mean(), i - 0.25, i + 0.25, color=st["color"], lw=2.5)
+    bx.set_xticks(range(len(arms)), [st["label"].split(" (")[0] for st in arms.values()], fontsize=8.5)
+    bx.set_xlim(-0.6, len(arms) - 0.4)
+    bx.set_ylabel("Test accuracy on PCM after 1 day, GDC (%)")
+    bx.set_title(f"{ablation['n_chips']} chips (same seeds for every arm)", fontsize=9.5)
+    bx.grid(alpha=0.3, axis="y")
+    return fig
+
+
 def plot_bn_mismatch(mismatch: dict[str, dict], styles: dict[str, dict]):
     """Scale and shift of every BatchNorm layer's inputs relative to its running statistics (two panels)."""
     names = list(next(iter(mismatch.values())))

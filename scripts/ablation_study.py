@@ -17,7 +17,7 @@ except for the two ingredients of custom training (``custom_config()``, seed 1):
 (each about 1.5 h on a 2-core CPU, resumable). Each network is then measured under inference
 weight noise ``eta_inf * max|W_l|`` (``accuracy_under_weight_noise``, 10 draws, full test set)
 and on simulated PCM one day after programming with GDC (10 chips, seeds 0-9, the chips of the
-committed results). Writes ``aimc_lib/results/studies/clip_noise_ablation.json``::
+committed results). ``--repeats`` sets the number of noise draws (default 10). Writes ``aimc_lib/results/studies/clip_noise_ablation.json``::
 
     python scripts/ablation_study.py                 # after both runs have finished
     python scripts/ablation_study.py --quick         # a smoke run: 200 images, 2 draws, 1 chip
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     test = load_cifar10("test")
     if a.quick:
         test = test.subset(200, seed=0)
-    repeats, chips = (2, 1) if a.quick else (10, 10)
+    repeats, chips = (2, 1) if a.quick else (a.repeats, 10)
     bs = eval_batch_size(a.device)
     out = {"eta_inf": ETA_INF, "n_repeats": repeats, "n_chips": chips, "t_s": DAY_S, "compensation": "gdc",
            "test_images": len(test), "provenance": provenance(a.device), "arms": {}}

@@ -55,6 +55,12 @@ def main() -> int:
         for i, eta in enumerate(etas):
             print(f"| {100 * eta:g} | " + " | ".join(f"{r['mean'][i]:.2f} +- {r['std'][i]:.2f}"
                                                     for r in noise.values()) + " |")
+    ablation = studies / "clip_noise_ablation.json"
+    if ablation.exists():
+        print(ablation_table(json.loads(ablation.read_text())))
+    recipe = studies / "fp32_recipe.json"
+    if recipe.exists():
+        print(recipe_tables(json.loads(recipe.read_text()), json.loads((studies / "weight_noise.json").read_text())))
     full = zoo.RESULTS_DIR / "periphery"
     if full.exists():
         print(periphery_table(full))
@@ -141,6 +147,57 @@ def periphery_parts_table(folder: Path, t_s: float = 86400.0) -> str:
             rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | {acc.mean():.2f} +- "
                         f"{acc.std(ddof=1):.2f} | {d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f} |")
     return "\n".join(rows) + "\n"
+
+
+def ablation_table(ablation: dict) -> str:
+    """The full-length clipping / noise ablation: weight-noise robustness and PCM at one day per arm."""
+    etas = ablation["eta_inf"]
+    rows = ["| fine-tune (15 epochs, all images) | FP32 (%) | " + " | ".join(f"eta_inf {100 * e:g} %" for e in etas[1:])
+            + f" | PCM, 1 day, GDC ({ablation['n_chips']} chips) | change from both, same chip seeds |",
+            "| --- | --- | " + " | ".join("---" for _ in etas[1:]) + " | --- | --- |"]
+    ref = np.asarray(ablation["arms"]["both"]["pcm_day"]["per_chip"])
+    for arm, r in ablation["arms"].items():
+        wn, chips = r["weight_noise"], np.asarray(r["pcm_day"]["per_chip"])
+        d = chips - ref
+        change = "-" if arm == "both" else f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f}"
+        rows.append(f"| {arm} | {r['fp32_accuracy']:.2f} | " + " | ".join(
+            f"{m:.2f} +- {sd:.2f}" for m, sd in zip(wn["mean"][1:], wn["std"][1:]))
+            + f" | {chips.mean():.2f} +- {chips.std(ddof=1):.2f} | {change} |")
+    return "\n".join(rows) + "\n"
+
+
+def recipe_tables(recipe: dict, weight_noise: dict) -> str:
+    """The plain-recipe FP32 network next to the shipped one: weight noise, then PCM with and without periphery."""
+    etas = recipe["weight_noise"]["etas"]
+    shipped = weight_noise["resnet32-fp32"]
+    rows = ["| FP32 network | test accuracy (%) | " + " | ".join(f"eta_inf {100 * e:g} %" for e in etas[1:]) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in etas[1:]) + " |"]
+    idx = [shipped["etas"].index(e) for e in etas[1:]]
+    rows.append(f"| shipped (label smoothing 0.1, weight decay 5e-4; {shipped['n_repeats']} draws) | "
+                f"{shipped['mean'][0]:.2f} | " + " | ".join(f"{shipped['mean'][i]:.2f} +- {shipped['std'][i]:.2f}" for i in idx) + " |")
+    wn = recipe["weight_noise"]
+    rows.append(f"| plain (no label smoothing, weight decay 1e-4; {wn['n_repeats']} draws) | {recipe['fp32_accuracy']:.2f} | "
+                + " | ".join(f"{m:.2f} +- {sd:.2f}" for m, sd in zip(wn["mean"][1:], wn["std"][1:])) + " |")
+    out = "\n".join(rows) + "\n\n"
+    for key, ref_name, label in (("pcm_gdc_ideal", "resnet32-fp32_gdc", "ideal periphery"),
+                                 ("pcm_gdc_aihwkit", "periphery/resnet32-fp32_gdc_aihwkit", "aihwkit-like periphery")):
+        res, ref = recipe[key], zoo.results(ref_name)
+        n = res["meta"]["n_chips"]
+        if ref["meta"]["seeds"][:n] != res["meta"]["seeds"]:
+            raise ValueError("the plain network must be read on the shipped results' first chips")
+        cols = [ref["times_s"].index(t) for t in res["times_s"]]
+        names = {v: k for k, v in PERIPHERY_TABLE_TIMES.items()}
+        heads = [names.get(t, f"{t:g} s") for t in res["times_s"]]
+        rows = [f"| direct mapping, GDC, {label} | chips | " + " | ".join(heads) + " |",
+                "| --- | --- | " + " | ".join("---" for _ in heads) + " |"]
+        shipped_pc = np.asarray(ref["per_chip"])[:n][:, cols]
+        for name, pc in (("shipped FP32", shipped_pc), ("plain FP32", np.asarray(res["per_chip"]))):
+            rows.append(f"| {name} | {n} | " + " | ".join(f"{m:.2f}" for m in pc.mean(0)) + " |")
+        rows.append(f"| how much more the plain network loses (points; each from its own FP32 accuracy) | {n} | " + " | ".join(
+            f"{(recipe['fp32_accuracy'] - p) - (ref['meta']['fp32_accuracy'] - q):+.2f}"
+            for p, q in zip(np.asarray(res["per_chip"]).mean(0), shipped_pc.mean(0))) + " |")
+        out += "\n".join(rows) + "\n\n"
+    return out
 
 
 if __name__ == "__main__":
