@@ -124,8 +124,7 @@ def open_page(browser, url):
         return r.abort()
 
     page.route("**/*", route)
-    page.goto(url, wait_until="load")
-    page.wait_for_timeout(500)
+    page.goto(url, wait_until="networkidle")  # loaded, and no request for 500 ms: the widgets are in
     return page, errors
 
 
@@ -145,7 +144,7 @@ def test_book_builds_without_warnings(built_site):
 def test_page_loads_without_js_errors(browser, server, page_name):
     page, errors = open_page(browser, urljoin(server, f"{page_name}.html"))
     assert page.locator("main h1").count() >= 1
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(1000)  # errors of scripts that run after the last request (widget rendering)
     assert ours(errors) == [], errors
     if page_name in notebook_pages():
         n_fig = page.locator("main img").count()
@@ -188,9 +187,12 @@ def test_static_slider_moves_the_plot(browser, server, page_name):
     after = visible_image()
     assert len(after) == 1 and after != before, "moving the slider did not change the plot"
     assert stack.locator(".widget-readout").first.inner_text() != readout_before
-    # the Play button advances the frames on its own
+    # the Play button advances the frames on its own (within 5 s)
     stack.locator(".widget-play button").first.click()
-    page.wait_for_timeout(2500)
+    for _ in range(50):
+        page.wait_for_timeout(100)
+        if visible_image() != after:
+            break
     assert visible_image() != after
     assert ours(errors) == [], errors
     page.close()
