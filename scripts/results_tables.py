@@ -68,14 +68,6 @@ def main() -> int:
     return 0
 
 
-def paired_cells(res: dict, ideal: dict) -> list[str]:
-    """Per grid time: the mean accuracy and, in brackets, its chip-by-chip change from ``ideal`` (same chips)."""
-    pc, ref = np.asarray(res["per_chip"]), np.asarray(ideal["per_chip"])
-    if res["meta"]["seeds"] != ideal["meta"]["seeds"] or res["meta"]["test_images"] != ideal["meta"]["test_images"]:
-        raise ValueError("paired differences need the same chips and test images")
-    return [f"{m:.2f} ({d:+.2f})" for m, d in zip(pc.mean(0), (pc - ref).mean(0))]
-
-
 #: Times of the periphery table: the note's usual ones plus those of the seed-figure comparison.
 PERIPHERY_TABLE_TIMES = {"1e-5 s": 1e-5, "10 s": 10.0, "60 s": 60.0, "1 h": 3600.0, "1 day": 86400.0,
                          "1e5 s": 1e5, "1 month": 30 * 86400.0, "1 year": 365 * 86400.0}
