@@ -23,8 +23,8 @@ def default_device() -> str:
 def sizes() -> dict:
     """How much work a notebook does: full (default) or fast (``AIMC_FAST=1``)."""
     if fast_mode():
-        return {"test_images": 1000, "train_images": 2560, "chips": 2, "epochs": 1,
-                "calibration_images": 500, "devices": 20_000, "live_chips": 2, "live_test_images": 1000}
+        return {"test_images": 1000, "train_images": 1280, "chips": 2, "epochs": 1,
+                "calibration_images": 500, "devices": 20_000, "live_chips": 2, "live_test_images": 500}
     # live_*: spot checks of committed results (about a minute each on a 2-core laptop)
     return {"test_images": 10_000, "train_images": 50_000, "chips": 10, "epochs": 3,
             "calibration_images": 2000, "devices": 200_000, "live_chips": 2, "live_test_images": 1000}
