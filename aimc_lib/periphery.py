@@ -166,26 +166,25 @@ def _half_levels(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def _output_stage(y_raw: torch.Tensor, mult, s: torch.Tensor, per: Periphery, generator: torch.Generator | None,
-                  digital_scale: float) -> torch.Tensor:
-    """From the raw product to the digital result, in place where it can.
+def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, generator: torch.Generator | None,
+                   digital_scale: float) -> torch.Tensor:
+    """From the raw product to the digital result, in place on ``y``.
 
-    ``u = y_raw * mult`` is the crossbar's output in normalised units (``mult``: 1/s, or the DAC
-    step); then output noise, the ADC (round to its levels, clip) and the digital rescaling by
-    ``s * digital_scale``. Element-wise on the output: a conv output stays a conv output.
+    ``y * mult`` is the crossbar's output in normalised units (``mult``: 1/s, or the DAC step);
+    then output noise (drawn in ``y``'s memory order), the ADC (round to its levels, clip) and the
+    digital rescaling by ``s * digital_scale``. Element-wise on the output: a conv output stays a
+    conv output, channels-last rows stay rows (``s`` broadcasts: ``[B, 1]``, ``[N, 1, H, W]`` or
+    ``[..., 1]``).
     """
     step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
+    y.mul_(mult / step)
     if per.out_noise > 0:
-        z = torch.randn(y_raw.shape, generator=generator, device=y_raw.device, dtype=y_raw.dtype)
-        z.mul_(per.out_noise / step).addcmul_(y_raw, mult / step if torch.is_tensor(mult) else
-                                              torch.as_tensor(mult / step, dtype=y_raw.dtype, device=y_raw.device))
-    else:
-        z = y_raw.mul_(mult / step)
+        y.add_(torch.empty_like(y).normal_(0.0, per.out_noise / step, generator=generator))
     if per.out_bits is not None:
-        z.round_().clamp_(-_half_levels(per.out_bits), _half_levels(per.out_bits))
+        y.round_().clamp_(-_half_levels(per.out_bits), _half_levels(per.out_bits))
     elif per.out_bound is not None:
-        z.clamp_(-per.out_bound, per.out_bound)
-    return z.mul_(s * (step * digital_scale))
+        y.clamp_(-per.out_bound, per.out_bound)
+    return y.mul_(s * (step * digital_scale))
 
 
 def _nonzero_scale(s: torch.Tensor) -> torch.Tensor:
@@ -210,10 +209,10 @@ def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery,
     else:
         s = torch.ones_like(x[..., :1])
     if per.inp_bits is None:
-        return _output_stage(x @ w_norm.T, 1.0 / s, s, per, generator, digital_scale)
+        return _output_stage_(x @ w_norm.T, 1.0 / s, s, per, generator, digital_scale)
     in_step = per.inp_bound / _half_levels(per.inp_bits)
     levels = _dac_levels_(x / (s * in_step), per)
-    return _output_stage(levels @ w_norm.T, in_step, s, per, generator, digital_scale)
+    return _output_stage_(levels @ w_norm.T, in_step, s, per, generator, digital_scale)
 
 
 def _channel_abs_max(x: torch.Tensor) -> torch.Tensor:
@@ -282,24 +281,8 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
             cb.clamp_(-_half_levels(per.inp_bits), _half_levels(per.inp_bits))
         rows = out[b0:b1]
         torch.mm(cb.view(-1, k), w_mat, out=rows.view(-1, cout))
-        _output_stage_rows_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale)
+        _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale)
     return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
-
-
-def _output_stage_rows_(y: torch.Tensor, mult: float, s: torch.Tensor, per: Periphery,
-                        generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
-    """:func:`_output_stage` in place on contiguous channels-last rows ``[..., C]`` (``s``: ``[..., 1]``).
-
-    The output noise is drawn in the rows' memory order (one contiguous draw per chunk)."""
-    step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
-    y.mul_(mult / step)
-    if per.out_noise > 0:
-        y.add_(torch.empty_like(y).normal_(0.0, per.out_noise / step, generator=generator))
-    if per.out_bits is not None:
-        y.round_().clamp_(-_half_levels(per.out_bits), _half_levels(per.out_bits))
-    elif per.out_bound is not None:
-        y.clamp_(-per.out_bound, per.out_bound)
-    return y.mul_(s * (step * digital_scale))
 
 
 def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periphery,
@@ -317,10 +300,10 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
         s = torch.ones((x.shape[0], 1) + _out_hw(x, conv), dtype=x.dtype, device=x.device)
     if per.inp_bits is None:
         y_raw = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding)
-        return _output_stage(y_raw, 1.0 / s, s, per, generator, digital_scale)
+        return _output_stage_(y_raw, 1.0 / s, s, per, generator, digital_scale)
     if per.noise_management == "none":  # one input range for every patch: quantise each input once
         y_raw = F.conv2d(quantize(x.clone(), per.inp_bits, per.inp_bound), w4d_norm, None, conv.stride, conv.padding)
-        return _output_stage(y_raw, 1.0, s, per, generator, digital_scale)
+        return _output_stage_(y_raw, 1.0, s, per, generator, digital_scale)
     return _dac_conv(x, s, w4d_norm, conv, per, generator, digital_scale)
 
 
