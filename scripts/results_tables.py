@@ -68,6 +68,11 @@ def main() -> int:
     return 0
 
 
+def paired_change(d: np.ndarray) -> str:
+    """Chip-by-chip differences ``d`` (same chips, two setups) as "mean +- standard error"."""
+    return f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f}"
+
+
 #: Times of the periphery table: the note's usual ones plus those of the seed-figure comparison.
 PERIPHERY_TABLE_TIMES = {"1e-5 s": 1e-5, "10 s": 10.0, "60 s": 60.0, "1 h": 3600.0, "1 day": 86400.0,
                          "1e5 s": 1e5, "1 month": 30 * 86400.0, "1 year": 365 * 86400.0}
@@ -100,7 +105,7 @@ def periphery_table(folder: Path) -> str:
                         i = ideal["times_s"].index(t)
                         cells.append(f"{ref[:, i].mean():.2f} +- {ref[:, i].std(ddof=1):.2f}")
                         d = pc[:n, j] - ref[:, i]
-                        change.append(f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(n):.2f}")
+                        change.append(paired_change(d))
                     else:
                         cells.append("-")
                         change.append("-")
@@ -137,7 +142,7 @@ def periphery_parts_table(folder: Path, t_s: float = 86400.0) -> str:
                 raise ValueError(f"{model} {v}: paired differences need the same chips and test images")
             d = acc - ref
             rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | {acc.mean():.2f} +- "
-                        f"{acc.std(ddof=1):.2f} | {d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f} |")
+                        f"{acc.std(ddof=1):.2f} | {paired_change(d)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -151,7 +156,7 @@ def ablation_table(ablation: dict) -> str:
     for arm, r in ablation["arms"].items():
         wn, chips = r["weight_noise"], np.asarray(r["pcm_day"]["per_chip"])
         d = chips - ref
-        change = "-" if arm == "both" else f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f}"
+        change = "-" if arm == "both" else paired_change(d)
         rows.append(f"| {arm} | {r['fp32_accuracy']:.2f} | " + " | ".join(
             f"{m:.2f} +- {sd:.2f}" for m, sd in zip(wn["mean"][1:], wn["std"][1:]))
             + f" | {chips.mean():.2f} +- {chips.std(ddof=1):.2f} | {change} |")
