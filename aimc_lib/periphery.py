@@ -33,7 +33,8 @@ element-wise on the conv output. Only the DAC needs more: one input value belong
 strided views of the padded input, written side by side into a channels-last patch matrix, then
 one matrix product: the same multiply-adds as the original conv). On a CPU this runs in chunks
 of a few images, so the patch matrix and the outputs stay in the cache through the DAC, the
-product and the output stage. With an ideal DAC
+product and the output stage; on a GPU one fused Triton kernel (:mod:`aimc_lib.periphery_triton`)
+does the DAC, the product and the output stage without a patch matrix. With an ideal DAC
 (``n_in=None``) or a fixed input range (``noise_management="none"``: every input is quantised
 once, whatever its patch) nothing is unfolded.
 
@@ -50,7 +51,8 @@ Where this differs from aihwkit's torch tile forward (``simulator/tiles/analog_m
   noise, no asymmetries, no IR drop, no bound management (``bound_management = NONE``), no
   stochastic rounding: the choices of the issue's preset;
 * random draws: output noise comes from an explicit generator per read (see
-  :class:`aimc_lib.mapping.AnalogChip`), drawn on the activations' device.
+  :class:`aimc_lib.mapping.AnalogChip`), drawn on the activations' device (in the fused GPU
+  kernel: Philox draws keyed by a seed taken from that generator once per layer call).
 """
 from __future__ import annotations
 
@@ -247,6 +249,20 @@ def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 PATCH_CHUNK_BYTES = 2 << 20
 
 
+#: On a GPU, run the DAC conv as one fused Triton kernel (:mod:`aimc_lib.periphery_triton`) when
+#: Triton is installed; False forces the PyTorch path below (the benchmark compares the two).
+TRITON_ON_CUDA = True
+
+
+def _use_triton(x: torch.Tensor, w4d: torch.Tensor, per: Periphery) -> bool:
+    if not (TRITON_ON_CUDA and x.is_cuda):
+        return False
+    from . import periphery_triton  # imported on first use: Triton is only needed on a GPU
+    return (periphery_triton.available and x.dtype == torch.float32
+            and x.shape[1] <= 64 and w4d.shape[0] <= 128  # one program holds all channels
+            and per.inp_bits <= 22 and (per.out_bits or 0) <= 22)  # its float32 rounding is exact there
+
+
 def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per: Periphery,
               generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
     """The conv through an abs-max DAC, chunk by chunk of images, channels-last throughout.
@@ -255,11 +271,21 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
     ``1 / (s * step)`` into one block of the patch matrix and rounded to the DAC's levels; one
     matrix product (the same multiply-adds as the conv) gives the crossbar outputs of every
     patch; the output stage (noise, ADC, rescaling) runs on them while they are in the cache.
+    On a GPU with Triton, one fused kernel does all of it without a patch matrix
+    (:mod:`aimc_lib.periphery_triton`).
     """
+    in_step = per.inp_bound / _half_levels(per.inp_bits)
+    if _use_triton(x, w4d, per):
+        from .periphery_triton import dac_conv
+        out_half = _half_levels(per.out_bits) if per.out_bits is not None else None
+        return dac_conv(
+            x, s, w4d, conv.stride, conv.padding, in_step=in_step, in_half=_half_levels(per.inp_bits),
+            clamp_in=per.inp_bound < 1.0, out_step=per.out_bound / out_half if out_half else 1.0,
+            out_noise=per.out_noise, out_half=out_half, out_bound=per.out_bound, digital_scale=digital_scale,
+            generator=generator)
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
     n, c = x.shape[:2]
     ho, wo = s.shape[-2:]
-    in_step = per.inp_bound / _half_levels(per.inp_bits)
     s_rows = s.reshape(n, ho, wo, 1)
     inv = (1.0 / (s * in_step)).reshape(n, ho, wo, 1)
     xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # [N, H, W, C]
@@ -323,6 +349,9 @@ class AnalogLayer(nn.Module):
     Holds the crossbar's normalised weights (``(G+ - G-) / G_max`` as read) and the digital
     factor ``W_max * alpha`` applied after the ADC. The FC bias, if any, is the crossbar's last
     column, driven by a constant input 1. ``generator`` draws the output noise.
+
+    A read is for inference: no gradient flows through the converters (rounding has none), so
+    the forward pass runs without autograd even where it is enabled (a plain ``model(x)`` call).
     """
 
     def __init__(self, layer: nn.Module, w2d_norm: torch.Tensor, digital_scale: float, periphery: Periphery,
@@ -343,6 +372,7 @@ class AnalogLayer(nn.Module):
         self.periphery = periphery
         self.generator = generator
 
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.layer, nn.Conv2d):
             return analog_conv2d(x, self.w_norm, self.layer, self.periphery, self.generator, self.digital_scale)

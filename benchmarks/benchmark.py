@@ -4,7 +4,9 @@
 * simulated-PCM evaluation (program a chip + read at one time + GDC + the same inference),
   as a ratio to FP32 inference (goal: <= 1.1x);
 * the same evaluation read through the aihwkit-like periphery (8-bit DAC and ADC, output noise,
-  GDC read through the periphery), as a ratio to FP32 inference (goal: <= 1.5x);
+  GDC read through the periphery), as a ratio to FP32 inference (goal: <= 1.5x), and the test-set
+  inference of that read chip alone (its programming and GDC readouts excluded); on a GPU also with
+  the PyTorch path instead of the fused Triton kernel;
 * the Gaussian output noise of that evaluation alone (one draw per output of every analog layer,
   from torch's generator on the same device), as a ratio to FP32 inference: a floor under the
   periphery's cost that no rearrangement of the other steps removes;
@@ -12,7 +14,8 @@
 * peak resident memory.
 
 Each variant is timed several times, interleaved, and the median is reported: compare the
-ratios, not absolute numbers across machines. Usage:
+ratios, not absolute numbers across machines. On a GPU every variant runs in strict float32 (no
+TF32, as the library's GPU results), so the ratios compare the same arithmetic. Usage:
 ``python benchmarks/benchmark.py [--quick] [--threads N] [--device cuda] [--out benchmarks/results/latest.json]``
 """
 from __future__ import annotations
@@ -27,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from aimc_lib.config import eval_batch_size, provenance
+from aimc_lib import periphery
+from aimc_lib.config import eval_batch_size, provenance, strict_fp32
 from aimc_lib.data import batches, load_cifar10
 from aimc_lib.evaluation import accuracy
 from aimc_lib.mapping import AnalogChip
@@ -61,6 +65,11 @@ def analog_outputs_per_image(model: torch.nn.Module, device) -> list[int]:
     return sizes
 
 
+def triton_available() -> bool:
+    from aimc_lib import periphery_triton
+    return periphery_triton.available
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1,000 test images and few steps (a smoke run)")
@@ -76,12 +85,14 @@ def main(argv=None):
     if a.quick:
         test = test.subset(1000)
     dev = torch.device(a.device)
+    if dev.type == "cuda":
+        strict_fp32()
     model = pretrained("resnet32-fp32") if "resnet32-fp32" in available() else resnet32().eval()
     model = model.to(dev, memory_format=torch.channels_last)
     bs = eval_batch_size(dev)
 
     # 1 and 2: FP32 inference vs program + read + GDC + inference, interleaved
-    fp32_t, pcm_t, per_t, noise_t, seeds = [], [], [], [], iter(range(1000))
+    fp32_t, pcm_t, per_t, per_inf_t, per_torch_t, noise_t, seeds = [], [], [], [], [], [], iter(range(1000))
     aihwkit = Periphery.aihwkit_like()
     outputs, noise_gen = analog_outputs_per_image(model, dev), torch.Generator(dev).manual_seed(0)
 
@@ -90,12 +101,24 @@ def main(argv=None):
             n = min(bs, len(test) - i)
             for size in outputs:
                 torch.empty(n * size, device=dev).normal_(0.0, aihwkit.out_noise, generator=noise_gen)
+    per_chip = AnalogChip(model, PCMParams(), seed=999).read(3600.0, "gdc", periphery=aihwkit)
+
+    def torch_path_inference():  # the PyTorch DAC conv instead of the fused kernel (GPU only)
+        periphery.TRITON_ON_CUDA = False
+        try:
+            accuracy(per_chip, test, bs)
+        finally:
+            periphery.TRITON_ON_CUDA = True
     accuracy(model, test.subset(1000), bs)  # warm-up
+    accuracy(per_chip, test.subset(1000), bs)  # warm-up (compiles the GPU kernel)
     for _ in range(a.repeats):
         fp32_t += timed(lambda: accuracy(model, test, bs), 1)
         pcm_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), test, bs), 1)
         per_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(
             3600.0, "gdc", periphery=aihwkit), test, bs), 1)
+        per_inf_t += timed(lambda: accuracy(per_chip, test, bs), 1)
+        if dev.type == "cuda":
+            per_torch_t += timed(torch_path_inference, 1)
         noise_t += timed(noise_draws_only, 1)
     # the simulation overhead alone (program + read + GDC), no inference
     sim_t = timed(lambda: AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), a.repeats)
@@ -134,6 +157,8 @@ def main(argv=None):
         "pcm_eval_over_fp32": med(pcm_t) / med(fp32_t),
         "pcm_simulation_seconds": med(sim_t),
         "periphery_eval_over_fp32": med(per_t) / med(fp32_t),
+        "periphery_inference_over_fp32": med(per_inf_t) / med(fp32_t),
+        **({"periphery_inference_torch_path_over_fp32": med(per_torch_t) / med(fp32_t)} if per_torch_t else {}),
         "output_noise_draws_over_fp32": med(noise_t) / med(fp32_t),
         "output_noise_draws_per_image": sum(outputs),
         "noise_aware_step_over_fp32": med(noisy_step) / med(fp32_step),
@@ -142,12 +167,17 @@ def main(argv=None):
         "test_images": len(test), "repeats": a.repeats, "threads": torch.get_num_threads(),
         **provenance(dev), "processor": platform.processor(),
         "raw_seconds": {"fp32_inference": fp32_t, "pcm_eval": pcm_t, "periphery_eval": per_t,
+                        "periphery_inference": per_inf_t, "periphery_inference_torch_path": per_torch_t,
                         "output_noise_draws": noise_t, "fp32_step": fp32_step, "noisy_step": noisy_step},
     }
     rows = [("FP32 inference", f"{res['fp32_inference_images_per_s']:.0f} images/s", ""),
             ("PCM eval (program+read+GDC+inference)", f"{res['pcm_eval_over_fp32']:.3f} x FP32", "goal <= 1.1"),
             ("  of which simulation only", f"{res['pcm_simulation_seconds'] * 1000:.0f} ms", ""),
             ("PCM eval with aihwkit-like periphery", f"{res['periphery_eval_over_fp32']:.3f} x FP32", "goal <= 1.5"),
+            ("  inference of the read chip alone", f"{res['periphery_inference_over_fp32']:.3f} x FP32",
+             "fused Triton kernel" if dev.type == "cuda" and triton_available() else ""),
+            *([("  the same with the PyTorch path", f"{res['periphery_inference_torch_path_over_fp32']:.3f} x FP32", "")]
+              if per_torch_t else []),
             ("  its output-noise draws alone", f"{res['output_noise_draws_over_fp32']:.3f} x FP32",
              f"{res['output_noise_draws_per_image']:,} per image"),
             ("noise-aware training step", f"{res['noise_aware_step_over_fp32']:.3f} x FP32", "goal <= 1.05"),

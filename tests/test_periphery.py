@@ -175,6 +175,17 @@ def test_bad_periphery_parameters_are_refused(kwargs, match):
         Periphery(**kwargs)
 
 
+def test_a_periphery_read_runs_with_autograd_on(net, x):
+    """A plain ``model(x)`` call (autograd on, BatchNorm parameters that require grad) works and
+    gives what the same read gives under ``no_grad`` (it failed once: in-place writes under autograd)."""
+    per = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
+    model = AnalogChip(net, seed=1).read(86_400.0, "gdc", periphery=per)
+    assert torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters())
+    y = model(x)
+    with torch.no_grad():
+        assert torch.equal(y, model(x))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run on one whenever available)")
 def test_cuda_periphery_matches_cpu_without_noise(net, x):
     per = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
