@@ -33,7 +33,9 @@ element-wise on the conv output. Only the DAC needs more: one input value belong
 strided views of the padded input, written side by side into a channels-last patch matrix, then
 one matrix product: the same multiply-adds as the original conv). On a CPU this runs in chunks
 of a few images, so the patch matrix and the outputs stay in the cache through the DAC, the
-product and the output stage; on a GPU one fused Triton kernel (:mod:`aimc_lib.periphery_triton`)
+product and the output stage; where a C compiler is available, the abs-max, the DAC and the output
+stage are small compiled loops (:mod:`aimc_lib.periphery_cpu`: bit-identical without noise, their
+own Gaussian generator). On a GPU one fused Triton kernel (:mod:`aimc_lib.periphery_triton`)
 does the DAC, the product and the output stage without a patch matrix. With an ideal DAC
 (``n_in=None``) or a fixed input range (``noise_management="none"``: every input is quantised
 once, whatever its patch) nothing is unfolded.
@@ -52,7 +54,8 @@ Where this differs from aihwkit's torch tile forward (``simulator/tiles/analog_m
   stochastic rounding: the choices of the issue's preset;
 * random draws: output noise comes from an explicit generator per read (see
   :class:`aimc_lib.mapping.AnalogChip`), drawn on the activations' device (in the fused GPU
-  kernel: Philox draws keyed by a seed taken from that generator once per layer call).
+  kernel: Philox draws keyed by a seed taken from that generator once per layer call; in the
+  compiled CPU functions: a ziggurat on xoshiro256**, keyed the same way and by each MVM's index).
 """
 from __future__ import annotations
 
@@ -169,16 +172,28 @@ def _half_levels(bits: int) -> int:
 
 
 def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, generator: torch.Generator | None,
-                   digital_scale: float) -> torch.Tensor:
+                   digital_scale: float, c_seed: int | None = None, row0: int = 0) -> torch.Tensor:
     """From the raw product to the digital result, in place on ``y``.
 
     ``y * mult`` is the crossbar's output in normalised units (``mult``: 1/s, or the DAC step);
     then output noise (drawn in ``y``'s memory order), the ADC (round to its levels, clip) and the
     digital rescaling by ``s * digital_scale``. Element-wise on the output: a conv output stays a
     conv output, channels-last rows stay rows (``s`` broadcasts: ``[B, 1]``, ``[N, 1, H, W]`` or
-    ``[..., 1]``).
+    ``[..., 1]``). On a CPU with the compiled functions (:mod:`aimc_lib.periphery_cpu`) one C loop
+    does it, with noise keyed by ``c_seed`` (drawn from ``generator`` if None) and each row's index
+    ``row0 + i`` in the batch.
     """
     step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
+    c_lib, rows = _c_lib(y), _as_rows(y, s)
+    if c_lib is not None and rows is not None:  # the same arithmetic in one fused C loop (periphery_cpu)
+        from . import periphery_cpu
+        gain = (mult / step).reshape(-1).contiguous() if isinstance(mult, torch.Tensor) else mult / step
+        seed = c_seed if c_seed is not None else _c_seed(per, generator)
+        half = _half_levels(per.out_bits) if per.out_bits is not None else None
+        clip = (-half, half) if half is not None else ((-per.out_bound, per.out_bound) if per.out_bound else None)
+        periphery_cpu.output_stage_(rows, gain, (s * (step * digital_scale)).reshape(-1).contiguous(),
+                                    per.out_noise / step, seed, half is not None, clip, row0)
+        return y
     y.mul_(mult / step)
     if per.out_noise > 0:
         y.add_(torch.empty_like(y).normal_(0.0, per.out_noise / step, generator=generator))
@@ -187,6 +202,33 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
     elif per.out_bound is not None:
         y.clamp_(-per.out_bound, per.out_bound)
     return y.mul_(s * (step * digital_scale))
+
+
+def _c_seed(per: Periphery, generator: torch.Generator | None) -> int:
+    """One 64-bit seed for the C output stage's noise, from ``generator`` (0 without noise: no draw)."""
+    return int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator)) if per.out_noise > 0 else 0
+
+
+def _c_lib(t: torch.Tensor):
+    """The compiled CPU functions (:mod:`aimc_lib.periphery_cpu`) for a float32 CPU tensor, else None."""
+    if t.is_cuda or t.dtype != torch.float32:
+        return None
+    from . import periphery_cpu
+    return periphery_cpu.lib()
+
+
+def _as_rows(y: torch.Tensor, s: torch.Tensor) -> torch.Tensor | None:
+    """``y`` as a ``[rows, cols]`` view with one scale ``s`` per row (the C output stage's layout), or None.
+
+    Rows are input vectors (``y [B, out]``, ``s [B, 1]``), channels-last output pixels of a conv
+    (``y [N, C, H, W]`` in channels-last memory, ``s [N, 1, H, W]``), or rows ``y [..., C]`` with ``s [..., 1]``.
+    """
+    if y.dim() == 4 and s.dim() == 4 and s.shape[1] == 1 and s.shape[2:] == y.shape[2:]:
+        nhwc = y.permute(0, 2, 3, 1)
+        return nhwc.view(-1, y.shape[1]) if nhwc.is_contiguous() and s.is_contiguous() else None
+    if s.shape[:-1] == y.shape[:-1] and s.shape[-1] == 1 and y.is_contiguous() and s.is_contiguous():
+        return y.view(-1, y.shape[-1])
+    return None
 
 
 def _nonzero_scale(s: torch.Tensor) -> torch.Tensor:
@@ -221,6 +263,9 @@ def _channel_abs_max(x: torch.Tensor) -> torch.Tensor:
     """``max_c |x[n, c, h, w]|``, ``[N, H, W]`` (a reduction over the contiguous axis when channels_last)."""
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         n, c, h, w = x.shape
+        if _c_lib(x) is not None:
+            from . import periphery_cpu
+            return periphery_cpu.channel_abs_max(x.permute(0, 2, 3, 1))
         return x.permute(0, 2, 3, 1).reshape(-1, c).abs().amax(1).view(n, h, w)
     return x.abs().amax(dim=1)
 
@@ -288,7 +333,7 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
     ho, wo = s.shape[-2:]
     s_rows = s.reshape(n, ho, wo, 1)
     inv = (1.0 / (s * in_step)).reshape(n, ho, wo, 1)
-    xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # [N, H, W, C]
+    xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1) if _c_lib(x) is None else None  # [N, H, W, C]
     k, cout = kh * kw * c, w4d.shape[0]
     w_mat = w4d.permute(2, 3, 1, 0).reshape(k, cout)  # rows in the patch matrix's (offset, channel) order
     per_image = ho * wo * k * x.element_size()
@@ -296,18 +341,30 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
     out = torch.empty((n, ho, wo, cout), dtype=x.dtype, device=x.device)
     cols = torch.empty((chunk, ho, wo, kh * kw, c), dtype=x.dtype, device=x.device)
     offsets = [(i, j) for i in range(kh) for j in range(kw)]
+    c_lib = _c_lib(x)
+    if c_lib is not None:
+        from . import periphery_cpu
+        x_nhwc, inv_c = x.permute(0, 2, 3, 1).contiguous(), inv.reshape(n, ho, wo).contiguous()
+        c_seed = _c_seed(per, generator)  # one per call: each output row's noise is keyed by its index
     for b0 in range(0, n, chunk):
         b1 = min(n, b0 + chunk)
         cb = cols[: b1 - b0]
-        for o, (i, j) in enumerate(offsets):
-            view = xp[b0:b1, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw, :]
-            torch.mul(view, inv[b0:b1], out=cb[:, :, :, o, :])
-        cb.round_()
-        if per.inp_bound < 1.0:  # |x| / s <= 1: only an input range below 1 can clip
-            cb.clamp_(-_half_levels(per.inp_bits), _half_levels(per.inp_bits))
+        if c_lib is not None:  # the same scale, round and clip in one C loop, no padded copy
+            periphery_cpu.dac_patches(x_nhwc[b0:b1], inv_c[b0:b1], cb, (kh, kw), (sh, sw), (ph, pw),
+                                      _half_levels(per.inp_bits), per.inp_bound < 1.0)
+        else:
+            for o, (i, j) in enumerate(offsets):
+                view = xp[b0:b1, i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw, :]
+                torch.mul(view, inv[b0:b1], out=cb[:, :, :, o, :])
+            cb.round_()
+            if per.inp_bound < 1.0:  # |x| / s <= 1: only an input range below 1 can clip
+                cb.clamp_(-_half_levels(per.inp_bits), _half_levels(per.inp_bits))
         rows = out[b0:b1]
         torch.mm(cb.view(-1, k), w_mat, out=rows.view(-1, cout))
-        _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale)
+        if c_lib is not None:
+            _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale, c_seed, b0 * ho * wo)
+        else:
+            _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale)
     return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
 
 

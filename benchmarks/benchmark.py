@@ -5,8 +5,8 @@
   as a ratio to FP32 inference (goal: <= 1.1x);
 * the same evaluation read through the aihwkit-like periphery (8-bit DAC and ADC, output noise,
   GDC read through the periphery), as a ratio to FP32 inference (goal: <= 1.5x), and the test-set
-  inference of that read chip alone (its programming and GDC readouts excluded); on a GPU also with
-  the PyTorch path instead of the fused Triton kernel;
+  inference of that read chip alone (its programming and GDC readouts excluded), also with PyTorch
+  ops only (instead of the fused Triton kernel on a GPU, or the compiled C functions on a CPU);
 * the Gaussian output noise of that evaluation alone (one draw per output of every analog layer,
   from torch's generator on the same device), as a ratio to FP32 inference: a floor under the
   periphery's cost that no rearrangement of the other steps removes;
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from aimc_lib import periphery
+from aimc_lib import periphery, periphery_cpu
 from aimc_lib.config import eval_batch_size, provenance, strict_fp32
 from aimc_lib.data import batches, load_cifar10
 from aimc_lib.evaluation import accuracy
@@ -103,12 +103,13 @@ def main(argv=None):
                 torch.empty(n * size, device=dev).normal_(0.0, aihwkit.out_noise, generator=noise_gen)
     per_chip = AnalogChip(model, PCMParams(), seed=999).read(3600.0, "gdc", periphery=aihwkit)
 
-    def torch_path_inference():  # the PyTorch DAC conv instead of the fused kernel (GPU only)
-        periphery.TRITON_ON_CUDA = False
+    def torch_path_inference():  # PyTorch ops only: no fused GPU kernel, no compiled CPU functions
+        periphery.TRITON_ON_CUDA, lib = False, periphery_cpu.lib()
+        periphery_cpu._lib = None
         try:
             accuracy(per_chip, test, bs)
         finally:
-            periphery.TRITON_ON_CUDA = True
+            periphery.TRITON_ON_CUDA, periphery_cpu._lib = True, lib
     accuracy(model, test.subset(1000), bs)  # warm-up
     accuracy(per_chip, test.subset(1000), bs)  # warm-up (compiles the GPU kernel)
     for _ in range(a.repeats):
@@ -117,8 +118,7 @@ def main(argv=None):
         per_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(
             3600.0, "gdc", periphery=aihwkit), test, bs), 1)
         per_inf_t += timed(lambda: accuracy(per_chip, test, bs), 1)
-        if dev.type == "cuda":
-            per_torch_t += timed(torch_path_inference, 1)
+        per_torch_t += timed(torch_path_inference, 1)
         noise_t += timed(noise_draws_only, 1)
     # the simulation overhead alone (program + read + GDC), no inference
     sim_t = timed(lambda: AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), a.repeats)
@@ -175,7 +175,8 @@ def main(argv=None):
             ("  of which simulation only", f"{res['pcm_simulation_seconds'] * 1000:.0f} ms", ""),
             ("PCM eval with aihwkit-like periphery", f"{res['periphery_eval_over_fp32']:.3f} x FP32", "goal <= 1.5"),
             ("  inference of the read chip alone", f"{res['periphery_inference_over_fp32']:.3f} x FP32",
-             "fused Triton kernel" if dev.type == "cuda" and triton_available() else ""),
+             "fused Triton kernel" if dev.type == "cuda" and triton_available()
+             else ("compiled C functions" if dev.type == "cpu" and periphery_cpu.lib() is not None else "")),
             *([("  the same with the PyTorch path", f"{res['periphery_inference_torch_path_over_fp32']:.3f} x FP32", "")]
               if per_torch_t else []),
             ("  its output-noise draws alone", f"{res['output_noise_draws_over_fp32']:.3f} x FP32",

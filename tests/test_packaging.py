@@ -60,14 +60,15 @@ def test_readme_five_line_example_runs(data_path, monkeypatch):
 
 
 def test_every_shipped_data_file_is_package_data():
-    """Each committed model, result and answer key is installed with the package (a folder of
-    results added without its glob in pyproject.toml would be missing from a pip install)."""
+    """Each committed model, result, answer key and C source is installed with the package (a folder
+    of results added without its glob in pyproject.toml would be missing from a pip install)."""
     from pathlib import PurePosixPath
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["aimc_lib"]
     pkg = ROOT / "aimc_lib"
     files = [PurePosixPath(p.relative_to(pkg).as_posix()) for folder in ("weights", "results", "answers")
              for p in (pkg / folder).rglob("*") if p.is_file() and p.suffix in (".json", ".pt", ".png", ".svg")]
-    assert len(files) > 20
+    files += [PurePosixPath(p.name) for p in pkg.glob("*.c")]  # C sources compiled at first use
+    assert len(files) > 20 and PurePosixPath("periphery_cpu.c") in files
     missing = [str(f) for f in files if not any(f.match(g) and len(f.parts) == len(PurePosixPath(g).parts)
                                                 for g in globs)]
     assert not missing, missing

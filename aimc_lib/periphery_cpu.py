@@ -1,0 +1,153 @@
+"""The periphery's element-wise work on a CPU as small compiled C functions (``periphery_cpu.c``).
+
+PyTorch runs the DAC, the output noise and the ADC as a dozen separate passes over memory, and its
+CPU generator needs 5-7 ns per Gaussian value; on this path they are three fused loops over each
+chunk while it is in the cache: the channel-wise abs-max, the DAC's patch matrix (scale, round,
+clip) and the output stage (gain, Gaussian noise, ADC, rescaling). The crossbar product stays a
+PyTorch matrix product.
+
+* **Same numbers without noise**: IEEE float32 without contraction, the same operations in the
+  same order as the PyTorch path, round half to even: the outputs are bit-identical (tested).
+* **Noise**: a ziggurat Gaussian (Marsaglia and Tsang) on xoshiro256**, one stream per MVM keyed
+  by a 64-bit seed drawn from the layer's ``torch.Generator`` once per layer call and by the MVM's
+  index in the batch: a generator state gives the same noise on every run and however the batch is
+  chunked, but other draws than the PyTorch path (the same distribution).
+* **Build**: on first use the C file is compiled with the system's C compiler (``$CC`` or ``cc``)
+  into ``$AIMC_CACHE`` (default ``~/.cache/aimc_lib``) and loaded with ctypes; about a second,
+  once per machine. Without a compiler, or with ``AIMC_PERIPHERY_C=0``, the library uses the
+  PyTorch path (a one-line warning says why).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("periphery_cpu.c")
+CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-std=c99"]
+
+_lib = None
+_tried = False
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("AIMC_CACHE") or Path.home() / ".cache" / "aimc_lib")
+
+
+def _compile() -> Path:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC, or install gcc)")
+    src = SOURCE.read_bytes()
+    key = hashlib.sha256(src + " ".join([cc, *CFLAGS, platform.machine()]).encode()).hexdigest()[:16]
+    out = _cache_dir() / f"periphery_cpu-{key}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # compile, then move into place atomically
+        tmp_so = Path(tmp) / out.name
+        res = subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", str(tmp_so), "-lm"], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"{cc} failed: {res.stderr.strip()[:500]}")
+        os.replace(tmp_so, out)
+    return out
+
+
+def _load():
+    lib = ctypes.CDLL(str(_compile()))
+    p, i64, i32, f32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float, ctypes.c_uint64
+    lib.init.argtypes, lib.init.restype = [], None
+    lib.normal_fill.argtypes = [p, i64, u64]
+    lib.channel_abs_max.argtypes = [p, p, i64, i32]
+    lib.dac_patches.argtypes = [p, p, p] + [i32] * 12 + [f32, i32]
+    lib.output_stage.argtypes = [p, i64, i32, p, f32, p, f32, u64, i64, i32, i32, f32, f32]
+    for f in (lib.normal_fill, lib.channel_abs_max, lib.dac_patches, lib.output_stage):
+        f.restype = None
+    lib.init()
+    return lib
+
+
+def lib():
+    """The compiled library, or ``None`` (disabled, or no compiler: the PyTorch path is used)."""
+    global _lib, _tried
+    if not _tried:
+        _tried = True
+        if os.environ.get("AIMC_PERIPHERY_C", "1") != "0":
+            try:
+                _lib = _load()
+            except (OSError, RuntimeError) as e:
+                warnings.warn(f"aimc_lib: the periphery's C functions are not available ({e}); "
+                              "using the PyTorch path (slower)", RuntimeWarning, stacklevel=3)
+    return _lib
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+def _f32_contiguous(t: torch.Tensor, name: str) -> None:
+    if t.dtype != torch.float32 or not t.is_contiguous() or t.device.type != "cpu":
+        raise ValueError(f"{name} must be a contiguous float32 CPU tensor")
+
+
+def normal(n: int, seed: int) -> torch.Tensor:
+    """``n`` standard-normal draws from the C generator (for checking its statistics)."""
+    out = torch.empty(n)
+    lib().normal_fill(_ptr(out), n, seed)
+    return out
+
+
+def channel_abs_max(x_nhwc: torch.Tensor) -> torch.Tensor:
+    """``max_c |x[n, h, w, c]|`` of a contiguous NHWC tensor, ``[N, H, W]``."""
+    _f32_contiguous(x_nhwc, "x")
+    out = torch.empty(x_nhwc.shape[:3])
+    lib().channel_abs_max(_ptr(x_nhwc), _ptr(out), out.numel(), x_nhwc.shape[3])
+    return out
+
+
+def dac_patches(x_nhwc: torch.Tensor, inv: torch.Tensor, cols: torch.Tensor, kernel: tuple, stride: tuple,
+                padding: tuple, half: int, clip_in: bool) -> None:
+    """Writes the DAC levels of every patch of ``x_nhwc`` ``[n, H, W, C]`` into ``cols`` ``[n, Ho, Wo, kh*kw, C]``.
+
+    ``inv`` ``[n, Ho, Wo]``: each patch's ``1 / (s * step)``.
+    """
+    for t, name in ((x_nhwc, "x"), (inv, "inv"), (cols, "cols")):
+        _f32_contiguous(t, name)
+    n, h, w, c = x_nhwc.shape
+    ho, wo = inv.shape[1:]
+    if cols.numel() != n * ho * wo * kernel[0] * kernel[1] * c or inv.shape[0] != n:
+        raise ValueError("dac_patches: shapes of x, inv and cols do not match")
+    lib().dac_patches(_ptr(x_nhwc), _ptr(inv), _ptr(cols), n, h, w, c, ho, wo, *kernel, *stride, *padding,
+                      float(half), int(clip_in))
+
+
+def output_stage_(y_rows: torch.Tensor, gain: float | torch.Tensor, row_scale: torch.Tensor, noise_sd: float,
+                  seed: int, adc: bool, clip: tuple[float, float] | None, row0: int = 0) -> torch.Tensor:
+    """In place on ``y_rows`` ``[rows, cols]``: times ``gain`` (a number or one per row), plus
+    ``noise_sd`` Gaussian noise, ADC rounding, clipping to ``clip``, times ``row_scale`` (one per row).
+
+    The noise of each row comes from its own stream, keyed by ``seed`` and the row's index
+    ``row0 + i`` in the batch: a batch split into chunks gets the same noise as in one piece.
+    """
+    _f32_contiguous(y_rows, "y")
+    _f32_contiguous(row_scale, "row_scale")
+    rows, cols = y_rows.shape
+    row_gain = None
+    if isinstance(gain, torch.Tensor):
+        _f32_contiguous(gain, "gain")
+        row_gain, gain = gain, 1.0
+    if row_scale.numel() != rows or (row_gain is not None and row_gain.numel() != rows):
+        raise ValueError("output_stage_: one gain and one scale per row")
+    lo, hi = clip if clip is not None else (0.0, 0.0)
+    lib().output_stage(_ptr(y_rows), rows, cols, None if row_gain is None else _ptr(row_gain), float(gain),
+                       _ptr(row_scale), float(noise_sd), seed, row0, int(adc), int(clip is not None), float(lo),
+                       float(hi))
+    return y_rows
