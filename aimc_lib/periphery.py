@@ -172,7 +172,8 @@ def _half_levels(bits: int) -> int:
 
 
 def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, generator: torch.Generator | None,
-                   digital_scale: float, c_seed: int | None = None, row0: int = 0) -> torch.Tensor:
+                   digital_scale: float, c_seed: int | None = None, row0: int = 0,
+                   compiled: bool = True) -> torch.Tensor:
     """From the raw product to the digital result, in place on ``y``.
 
     ``y * mult`` is the crossbar's output in normalised units (``mult``: 1/s, or the DAC step);
@@ -184,7 +185,7 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
     ``row0 + i`` in the batch.
     """
     step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
-    c_lib, rows = _c_lib(y), _as_rows(y, s)
+    c_lib, rows = (_c_lib(y), _as_rows(y, s)) if compiled else (None, None)
     if c_lib is not None and rows is not None:  # the same arithmetic in one fused C loop (periphery_cpu)
         from . import periphery_cpu
         gain = (mult / step).reshape(-1).contiguous() if isinstance(mult, torch.Tensor) else mult / step
@@ -242,21 +243,24 @@ def _dac_levels_(x_scaled: torch.Tensor, per: Periphery) -> torch.Tensor:
 
 
 def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery,
-                  generator: torch.Generator | None = None, digital_scale: float = 1.0) -> torch.Tensor:
+                  generator: torch.Generator | None = None, digital_scale: float = 1.0,
+                  compiled: bool = True) -> torch.Tensor:
     """``x @ w_norm.T`` for input vectors ``x`` ``[batch, in]`` through the periphery.
 
     ``w_norm`` ``[out, in]``: the crossbar's normalised weights. Returns the digital result:
     the ADC's output times the input scale times ``digital_scale`` (e.g. ``W_max * alpha``).
+    ``compiled=False``: PyTorch ops only, never the compiled CPU loops (same results without
+    noise; noise from ``generator`` itself, so the same on every machine).
     """
     if per.noise_management == "abs_max":
         s = _nonzero_scale(x.abs().amax(dim=-1, keepdim=True))
     else:
         s = torch.ones_like(x[..., :1])
     if per.inp_bits is None:
-        return _output_stage_(x @ w_norm.T, 1.0 / s, s, per, generator, digital_scale)
+        return _output_stage_(x @ w_norm.T, 1.0 / s, s, per, generator, digital_scale, compiled=compiled)
     in_step = per.inp_bound / _half_levels(per.inp_bits)
     levels = _dac_levels_(x / (s * in_step), per)
-    return _output_stage_(levels @ w_norm.T, in_step, s, per, generator, digital_scale)
+    return _output_stage_(levels @ w_norm.T, in_step, s, per, generator, digital_scale, compiled=compiled)
 
 
 def _channel_abs_max(x: torch.Tensor) -> torch.Tensor:
@@ -395,9 +399,13 @@ def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:
 
 
 def one_hot_readout(w_norm: torch.Tensor, per: Periphery, generator: torch.Generator | None = None) -> float:
-    """GDC readout through the periphery: mean absolute output over all one-hot inputs (floored at 1e-4)."""
+    """GDC readout through the periphery: mean absolute output over all one-hot inputs (floored at 1e-4).
+
+    PyTorch ops only (``compiled=False``): the readout is part of a chip's calibration, so a seed
+    gives the same GDC factors on every machine, with or without a C compiler.
+    """
     eye = torch.eye(w_norm.shape[1], dtype=w_norm.dtype, device=w_norm.device)
-    return max(float(analog_matmul(eye, w_norm, per, generator).abs().mean()), GDC_READOUT_FLOOR)
+    return max(float(analog_matmul(eye, w_norm, per, generator, compiled=False).abs().mean()), GDC_READOUT_FLOOR)
 
 
 class AnalogLayer(nn.Module):

@@ -112,3 +112,12 @@ def test_bad_inputs_are_refused(lib):
                                   (1, 1), 127, False)
     with pytest.raises(ValueError, match="one gain and one scale per row"):
         periphery_cpu.output_stage_(torch.zeros(5, 3), 1.0, torch.ones(4), 0.0, 0, False, None)
+
+
+def test_gdc_readout_is_the_same_with_and_without_the_compiled_loops(lib, monkeypatch):
+    """A chip's GDC factors are part of its calibration: a seed gives the same ones on every machine."""
+    w = torch.randn(16, 40, generator=torch.Generator().manual_seed(2)) * 0.3
+    per = Periphery.aihwkit_like()
+    fast = P.one_hot_readout(w, per, torch.Generator().manual_seed(3))
+    monkeypatch.setattr(periphery_cpu, "_lib", None)
+    assert fast == P.one_hot_readout(w, per, torch.Generator().manual_seed(3))
