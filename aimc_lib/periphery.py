@@ -308,6 +308,7 @@ def _use_triton(x: torch.Tensor, w4d: torch.Tensor, per: Periphery) -> bool:
         return False
     from . import periphery_triton  # imported on first use: Triton is only needed on a GPU
     return (periphery_triton.available and x.dtype == torch.float32
+            and torch.cuda.get_device_capability(x.device)[0] >= 8  # TF32 tensor cores (Ampere or newer)
             and x.shape[1] <= 64 and w4d.shape[0] <= 128  # one program holds all channels
             and per.inp_bits <= 22 and (per.out_bits or 0) <= 22)  # its float32 rounding is exact there
 
