@@ -171,6 +171,11 @@ def _half_levels(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
+def _out_step(per: Periphery) -> float:
+    """The ADC's step in normalised output units (1 without an ADC)."""
+    return per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
+
+
 def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, generator: torch.Generator | None,
                    digital_scale: float, c_seed: int | None = None, row0: int = 0,
                    compiled: bool = True) -> torch.Tensor:
@@ -184,7 +189,7 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
     does it, with noise keyed by ``c_seed`` (drawn from ``generator`` if None) and each row's index
     ``row0 + i`` in the batch.
     """
-    step = per.out_bound / _half_levels(per.out_bits) if per.out_bits is not None else 1.0
+    step = _out_step(per)
     c_lib, rows = (_c_lib(y), _as_rows(y, s)) if compiled else (None, None)
     if c_lib is not None and rows is not None:  # the same arithmetic in one fused C loop (periphery_cpu)
         from . import periphery_cpu
@@ -210,9 +215,14 @@ def _c_seed(per: Periphery, generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator)) if per.out_noise > 0 else 0
 
 
+#: Use the compiled paths (the fused Triton kernel on a GPU, the C loops on a CPU) where available;
+#: False forces PyTorch ops everywhere (the benchmark compares the two).
+COMPILED = True
+
+
 def _c_lib(t: torch.Tensor):
     """The compiled CPU functions (:mod:`aimc_lib.periphery_cpu`) for a float32 CPU tensor, else None."""
-    if t.is_cuda or t.dtype != torch.float32:
+    if not COMPILED or t.is_cuda or t.dtype != torch.float32:
         return None
     from . import periphery_cpu
     return periphery_cpu.lib()
@@ -298,13 +308,9 @@ def _patch_abs_max(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 PATCH_CHUNK_BYTES = 2 << 20
 
 
-#: On a GPU, run the DAC conv as one fused Triton kernel (:mod:`aimc_lib.periphery_triton`) when
-#: Triton is installed; False forces the PyTorch path below (the benchmark compares the two).
-TRITON_ON_CUDA = True
-
-
 def _use_triton(x: torch.Tensor, w4d: torch.Tensor, per: Periphery) -> bool:
-    if not (TRITON_ON_CUDA and x.is_cuda):
+    """Whether the DAC conv runs as one fused Triton kernel (:mod:`aimc_lib.periphery_triton`)."""
+    if not (COMPILED and x.is_cuda):
         return False
     from . import periphery_triton  # imported on first use: Triton is only needed on a GPU
     return (periphery_triton.available and x.dtype == torch.float32
@@ -330,7 +336,7 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
         out_half = _half_levels(per.out_bits) if per.out_bits is not None else None
         return dac_conv(
             x, s, w4d, conv.stride, conv.padding, in_step=in_step, in_half=_half_levels(per.inp_bits),
-            clamp_in=per.inp_bound < 1.0, out_step=per.out_bound / out_half if out_half else 1.0,
+            clamp_in=per.inp_bound < 1.0, out_step=_out_step(per),
             out_noise=per.out_noise, out_half=out_half, out_bound=per.out_bound, digital_scale=digital_scale,
             generator=generator)
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
@@ -338,19 +344,20 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
     ho, wo = s.shape[-2:]
     s_rows = s.reshape(n, ho, wo, 1)
     inv = (1.0 / (s * in_step)).reshape(n, ho, wo, 1)
-    xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1) if _c_lib(x) is None else None  # [N, H, W, C]
     k, cout = kh * kw * c, w4d.shape[0]
     w_mat = w4d.permute(2, 3, 1, 0).reshape(k, cout)  # rows in the patch matrix's (offset, channel) order
     per_image = ho * wo * k * x.element_size()
     chunk = n if x.is_cuda else max(1, min(n, PATCH_CHUNK_BYTES // per_image))
     out = torch.empty((n, ho, wo, cout), dtype=x.dtype, device=x.device)
     cols = torch.empty((chunk, ho, wo, kh * kw, c), dtype=x.dtype, device=x.device)
-    offsets = [(i, j) for i in range(kh) for j in range(kw)]
-    c_lib = _c_lib(x)
+    c_lib, c_seed = _c_lib(x), None
     if c_lib is not None:
         from . import periphery_cpu
         x_nhwc, inv_c = x.permute(0, 2, 3, 1).contiguous(), inv.reshape(n, ho, wo).contiguous()
         c_seed = _c_seed(per, generator)  # one per call: each output row's noise is keyed by its index
+    else:
+        xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # [N, H, W, C]
+        offsets = [(i, j) for i in range(kh) for j in range(kw)]
     for b0 in range(0, n, chunk):
         b1 = min(n, b0 + chunk)
         cb = cols[: b1 - b0]
@@ -366,10 +373,7 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
                 cb.clamp_(-_half_levels(per.inp_bits), _half_levels(per.inp_bits))
         rows = out[b0:b1]
         torch.mm(cb.view(-1, k), w_mat, out=rows.view(-1, cout))
-        if c_lib is not None:
-            _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale, c_seed, b0 * ho * wo)
-        else:
-            _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale)
+        _output_stage_(rows, in_step, s_rows[b0:b1], per, generator, digital_scale, c_seed, b0 * ho * wo)
     return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
 
 

@@ -104,12 +104,11 @@ def main(argv=None):
     per_chip = AnalogChip(model, PCMParams(), seed=999).read(3600.0, "gdc", periphery=aihwkit)
 
     def torch_path_inference():  # PyTorch ops only: no fused GPU kernel, no compiled CPU functions
-        periphery.TRITON_ON_CUDA, lib = False, periphery_cpu.lib()
-        periphery_cpu._lib = None
+        periphery.COMPILED = False
         try:
             accuracy(per_chip, test, bs)
         finally:
-            periphery.TRITON_ON_CUDA, periphery_cpu._lib = True, lib
+            periphery.COMPILED = True
     accuracy(model, test.subset(1000), bs)  # warm-up
     accuracy(per_chip, test.subset(1000), bs)  # warm-up (compiles the GPU kernel)
     for _ in range(a.repeats):
