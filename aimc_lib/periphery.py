@@ -31,12 +31,15 @@ patch) is a max-pool of the channel-wise abs-max, and noise, ADC, clipping and r
 element-wise on the conv output. Only the DAC needs more: one input value belongs to up to
 ``k*k`` patches with different scales, so it is quantised once per kernel offset (``k*k``
 strided views of the padded input, written side by side into a channels-last patch matrix, then
-one matrix product: the same multiply-adds as the original conv). On a CPU this runs in chunks
-of a few images, so the patch matrix and the outputs stay in the cache through the DAC, the
-product and the output stage; where a C compiler is available, the abs-max, the DAC and the output
-stage are small compiled loops (:mod:`aimc_lib.periphery_cpu`: bit-identical without noise, their
-own Gaussian generator). On a GPU one fused Triton kernel (:mod:`aimc_lib.periphery_triton`)
-does the DAC, the product and the output stage without a patch matrix. With an ideal DAC
+one matrix product: the same multiply-adds as the original conv). That is the PyTorch path, in
+chunks of a few images so the patch matrix and the outputs stay in the cache through the DAC, the
+product and the output stage. Where a C compiler is available (:mod:`aimc_lib.periphery_cpu`), an
+x86-64 CPU with AVX2 runs the whole DAC conv as one compiled pass without a patch matrix (a few
+output pixels at a time: their DAC levels, the product in registers, the output stage); other CPUs
+run the abs-max, the DAC and the output stage as compiled loops around PyTorch's matrix product
+(bit-identical to the PyTorch path without noise). On a GPU one fused Triton kernel
+(:mod:`aimc_lib.periphery_triton`) does the DAC, the product and the output stage without a patch
+matrix. All draw their own noise (the same distribution, tested). With an ideal DAC
 (``n_in=None``) or a fixed input range (``noise_management="none"``: every input is quantised
 once, whatever its patch) nothing is unfolded.
 
@@ -55,7 +58,8 @@ Where this differs from aihwkit's torch tile forward (``simulator/tiles/analog_m
 * random draws: output noise comes from an explicit generator per read (see
   :class:`aimc_lib.mapping.AnalogChip`), drawn on the activations' device (in the fused GPU
   kernel: Philox draws keyed by a seed taken from that generator once per layer call; in the
-  compiled CPU functions: a ziggurat on xoshiro256**, keyed the same way and by each MVM's index).
+  compiled CPU functions: xoshiro256** keyed the same way, Box-Muller in the one-pass conv, a
+  ziggurat keyed also by each MVM's index in the patch-matrix loops).
 """
 from __future__ import annotations
 
@@ -195,10 +199,8 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
         from . import periphery_cpu
         gain = (mult / step).reshape(-1).contiguous() if isinstance(mult, torch.Tensor) else mult / step
         seed = c_seed if c_seed is not None else _c_seed(per, generator)
-        half = _half_levels(per.out_bits) if per.out_bits is not None else None
-        clip = (-half, half) if half is not None else ((-per.out_bound, per.out_bound) if per.out_bound else None)
-        periphery_cpu.output_stage_(rows, gain, (s * (step * digital_scale)).reshape(-1).contiguous(),
-                                    per.out_noise / step, seed, half is not None, clip, row0)
+        row_scale, noise_sd, adc, clip = _c_output_stage(per, s, digital_scale)
+        periphery_cpu.output_stage_(rows, gain, row_scale, noise_sd, seed, adc, clip, row0)
         return y
     y.mul_(mult / step)
     if per.out_noise > 0:
@@ -210,12 +212,20 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
     return y.mul_(s * (step * digital_scale))
 
 
+def _c_output_stage(per: Periphery, s: torch.Tensor, digital_scale: float) -> tuple:
+    """The C output stage's arguments after the gain: (row scales, noise std, adc, clip) in its units."""
+    step = _out_step(per)
+    half = _half_levels(per.out_bits) if per.out_bits is not None else None
+    clip = (-half, half) if half is not None else ((-per.out_bound, per.out_bound) if per.out_bound else None)
+    return (s * (step * digital_scale)).reshape(-1).contiguous(), per.out_noise / step, half is not None, clip
+
+
 def _c_seed(per: Periphery, generator: torch.Generator | None) -> int:
     """One 64-bit seed for the C output stage's noise, from ``generator`` (0 without noise: no draw)."""
     return int(torch.randint(0, 2 ** 63 - 1, (1,), generator=generator)) if per.out_noise > 0 else 0
 
 
-#: Use the compiled paths (the fused Triton kernel on a GPU, the C loops on a CPU) where available;
+#: Use the compiled paths (the fused Triton kernel on a GPU, the C functions on a CPU) where available;
 #: False forces PyTorch ops everywhere (the benchmark compares the two).
 COMPILED = True
 
@@ -321,9 +331,12 @@ def _use_triton(x: torch.Tensor, w4d: torch.Tensor, per: Periphery) -> bool:
 
 def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per: Periphery,
               generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
-    """The conv through an abs-max DAC, chunk by chunk of images, channels-last throughout.
+    """The conv through an abs-max DAC, channels-last throughout.
 
-    Per chunk: each kernel offset's strided view of the padded input is scaled by its patches'
+    On an x86-64 CPU with AVX2 (and a C compiler), one compiled pass does all of it
+    (:func:`aimc_lib.periphery_cpu.dac_conv`): small blocks of output pixels get their patches' DAC
+    levels, the product and the output stage while in the L1 cache. Elsewhere, chunk by chunk of
+    images: each kernel offset's strided view of the padded input is scaled by its patches'
     ``1 / (s * step)`` into one block of the patch matrix and rounded to the DAC's levels; one
     matrix product (the same multiply-adds as the conv) gives the crossbar outputs of every
     patch; the output stage (noise, ADC, rescaling) runs on them while they are in the cache.
@@ -346,11 +359,19 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
     inv = (1.0 / (s * in_step)).reshape(n, ho, wo, 1)
     k, cout = kh * kw * c, w4d.shape[0]
     w_mat = w4d.permute(2, 3, 1, 0).reshape(k, cout)  # rows in the patch matrix's (offset, channel) order
+    c_lib, c_seed = _c_lib(x), None
+    if c_lib is not None and c_lib.has_dac_conv:  # one compiled pass, no patch matrix
+        from . import periphery_cpu
+        row_scale, noise_sd, adc, clip = _c_output_stage(per, s_rows, digital_scale)
+        out = periphery_cpu.dac_conv(
+            x.permute(0, 2, 3, 1).contiguous(), inv.reshape(n, ho, wo).contiguous(), w_mat, (kh, kw), (sh, sw),
+            (ph, pw), _half_levels(per.inp_bits), per.inp_bound < 1.0, in_step / _out_step(per), row_scale,
+            noise_sd, _c_seed(per, generator), adc, clip)
+        return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
     per_image = ho * wo * k * x.element_size()
     chunk = n if x.is_cuda else max(1, min(n, PATCH_CHUNK_BYTES // per_image))
     out = torch.empty((n, ho, wo, cout), dtype=x.dtype, device=x.device)
     cols = torch.empty((chunk, ho, wo, kh * kw, c), dtype=x.dtype, device=x.device)
-    c_lib, c_seed = _c_lib(x), None
     if c_lib is not None:
         from . import periphery_cpu
         x_nhwc, inv_c = x.permute(0, 2, 3, 1).contiguous(), inv.reshape(n, ho, wo).contiguous()

@@ -1,16 +1,21 @@
-/* The periphery's element-wise work on a CPU, fused (see aimc_lib/periphery_cpu.py).
+/* The periphery's work on a CPU, compiled (see aimc_lib/periphery_cpu.py).
  *
  * Plain C, no dependencies: compiled once on first use with the system's C compiler and called
  * through ctypes. Float arithmetic is IEEE single precision without contraction (-ffp-contract=off),
- * so the results equal PyTorch's element-wise ops on the same inputs; rounding is round half to
- * even (as torch.round) by the float trick (v + 1.5*2^23) - 1.5*2^23, exact for |v| < 2^22.
+ * so the element-wise steps equal PyTorch's element-wise ops on the same inputs; rounding is round
+ * half to even (as torch.round), by the float trick (v + 1.5*2^23) - 1.5*2^23 (exact for |v| < 2^22)
+ * or by the AVX round instruction.
  *
- * Output noise: a ziggurat Gaussian (Marsaglia and Tsang 2000, 128 layers) fed by xoshiro256**
- * (Blackman and Vigna). Every output row (one MVM) gets its own stream, seeded through splitmix64
- * from the call's 64-bit seed (drawn by the caller from its torch.Generator) and the row's index in
- * the batch, so the noise does not depend on how a batch is split into chunks. Each 64-bit draw
- * gives two 32-bit words; each word gives a layer index (7 bits) and a signed 25-bit abscissa, so
- * the fast path costs half a generator step.
+ * Two paths:
+ * - portable loops (any CPU): the channel-wise abs-max, the DAC's patch matrix and the output stage;
+ *   the product between them is PyTorch's. Output noise: a ziggurat Gaussian (Marsaglia and Tsang
+ *   2000, 128 layers) fed by xoshiro256** (Blackman and Vigna). Every output row (one MVM) gets its
+ *   own stream, seeded through splitmix64 from the call's 64-bit seed (drawn by the caller from its
+ *   torch.Generator) and the row's index in the batch, so the noise does not depend on how a batch is
+ *   split into chunks. Each 64-bit draw gives two 32-bit words; each word gives a layer index (7 bits)
+ *   and a signed 25-bit abscissa, so the fast path costs half a generator step.
+ * - x86-64 with AVX2 and FMA (checked at run time): dac_conv, the whole conv through the DAC, the
+ *   crossbar and the output stage in one pass, with its own vectorised Gaussian generator (see there).
  */
 #include <math.h>
 #include <stdint.h>
@@ -184,3 +189,268 @@ void output_stage(float *y, int64_t rows, int32_t cols, const float *row_gain, f
         for (int32_t k = 0; k < cols; k++) v[k] = v[k] * s;
     }
 }
+
+/* ---- the whole DAC conv in one pass (x86-64 with AVX2 and FMA) ---- */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AVX2_FMA __attribute__((target("avx2,fma")))
+
+/* 1 if this CPU runs dac_conv (AVX2 and FMA), else 0 (the caller then builds the patch matrix). */
+int dac_conv_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* dst[0 .. len) = the DAC levels of src[0 .. len) at input gain s: round(src * s), clipped to +-half if clip_in. */
+AVX2_FMA static inline void dac_run(const float *src, float *dst, int32_t len, float s, float half, int32_t clip_in) {
+    const __m256 sv = _mm256_set1_ps(s), lo = _mm256_set1_ps(-half), hi = _mm256_set1_ps(half);
+    int32_t q = 0;
+    for (; q + 8 <= len; q += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(src + q), sv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (clip_in) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        _mm256_storeu_ps(dst + q, v);
+    }
+    for (; q < len; q++) {
+        const float v = round_half_even(src[q] * s);
+        dst[q] = clip_in ? (v < -half ? -half : (v > half ? half : v)) : v;
+    }
+}
+
+/* One row of the patch matrix: the DAC levels of the patch of output pixel (oy, ox) of image x_n [h, w, c]
+ * into dst[(i * kw + j) * c + ch] (zero outside the image). A kernel row inside the image is one run. */
+AVX2_FMA static void dac_row(const float *x_n, float s, float *dst, int32_t oy, int32_t ox, int32_t h, int32_t w,
+                             int32_t c, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t ph, int32_t pw,
+                             float half, int32_t clip_in) {
+    const int32_t ix0 = ox * sw - pw;
+    for (int32_t i = 0; i < kh; i++, dst += kw * c) {
+        const int32_t iy = oy * sh - ph + i;
+        if (iy < 0 || iy >= h) { memset(dst, 0, sizeof(float) * kw * c); continue; }
+        const float *src = x_n + ((int64_t)iy * w + ix0) * c;
+        if (ix0 >= 0 && ix0 + kw <= w) { dac_run(src, dst, kw * c, s, half, clip_in); continue; }
+        for (int32_t j = 0; j < kw; j++) {
+            if (ix0 + j < 0 || ix0 + j >= w) memset(dst + j * c, 0, sizeof(float) * c);
+            else dac_run(src + j * c, dst + j * c, c, s, half, clip_in);
+        }
+    }
+}
+
+/* ---- Gaussian noise, eight at a time: xoshiro256** on four 64-bit lanes, Box-Muller ---- */
+
+typedef struct { __m256i s[4]; } rng4_t;
+
+#define ROTL4(x, k) _mm256_or_si256(_mm256_slli_epi64((x), (k)), _mm256_srli_epi64((x), 64 - (k)))
+
+AVX2_FMA static void rng4_seed(rng4_t *r, uint64_t seed) { /* the four lanes' states from one seed, by splitmix64 */
+    uint64_t st[4][4];
+    for (int lane = 0; lane < 4; lane++)
+        for (int i = 0; i < 4; i++) st[i][lane] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++) r->s[i] = _mm256_loadu_si256((const __m256i *)st[i]);
+}
+
+AVX2_FMA static inline __m256i rng4_next(rng4_t *r) { /* xoshiro256** in each lane: 8 random 32-bit words */
+    __m256i *s = r->s;
+    const __m256i x5 = _mm256_add_epi64(_mm256_slli_epi64(s[1], 2), s[1]), rot = ROTL4(x5, 7);
+    const __m256i result = _mm256_add_epi64(_mm256_slli_epi64(rot, 3), rot), t = _mm256_slli_epi64(s[1], 17);
+    s[2] = _mm256_xor_si256(s[2], s[0]);
+    s[3] = _mm256_xor_si256(s[3], s[1]);
+    s[1] = _mm256_xor_si256(s[1], s[2]);
+    s[0] = _mm256_xor_si256(s[0], s[3]);
+    s[2] = _mm256_xor_si256(s[2], t);
+    s[3] = ROTL4(s[3], 45);
+    return result;
+}
+
+/* Natural log of u in (0, 1] (Cephes' logf: exponent and a polynomial in the mantissa, ~1 ulp). */
+AVX2_FMA static inline __m256 log8(__m256 u) {
+    const __m256i bits = _mm256_castps_si256(u);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                                   _mm256_set1_epi32(0x3f000000))); /* in [0.5, 1) */
+    const __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm256_sub_ps(e, _mm256_and_ps(small, _mm256_set1_ps(1.0f)));
+    const __m256 x = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(small, m)), _mm256_set1_ps(1.0f));
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.1514610310e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, x), z);
+    y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, y);
+    return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), _mm256_add_ps(x, y));
+}
+
+/* cos and sin of 2 pi u for u in [0, 1): quadrant from round(4u), Cephes' polynomials on [-pi/4, pi/4]. */
+AVX2_FMA static inline void sincos2pi8(__m256 u, __m256 *c_out, __m256 *s_out) {
+    const __m256 t = _mm256_mul_ps(u, _mm256_set1_ps(4.0f));
+    const __m256 qf = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_mul_ps(_mm256_sub_ps(t, qf), _mm256_set1_ps(1.57079632679489662f)); /* exact t - q */
+    const __m256 z = _mm256_mul_ps(r, r);
+    __m256 sn = _mm256_fmadd_ps(_mm256_set1_ps(-1.9515295891e-4f), z, _mm256_set1_ps(8.3321608736e-3f));
+    sn = _mm256_fmadd_ps(sn, z, _mm256_set1_ps(-1.6666654611e-1f));
+    sn = _mm256_fmadd_ps(_mm256_mul_ps(sn, z), r, r);
+    __m256 cs = _mm256_fmadd_ps(_mm256_set1_ps(2.443315711809948e-5f), z, _mm256_set1_ps(-1.388731625493765e-3f));
+    cs = _mm256_fmadd_ps(cs, z, _mm256_set1_ps(4.166664568298827e-2f));
+    cs = _mm256_fmadd_ps(_mm256_mul_ps(cs, z), z, _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, _mm256_set1_ps(1.0f)));
+    const __m256i q = _mm256_cvtps_epi32(qf); /* 0 .. 4; theta = q pi/2 + r */
+    const __m256 swap = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(q, _mm256_set1_epi32(1)),
+                                                               _mm256_set1_epi32(1)));
+    const __m256 c0 = _mm256_blendv_ps(cs, sn, swap), s0 = _mm256_blendv_ps(sn, cs, swap);
+    /* cos is negative in quadrants 1 and 2, sin in 2 and 3: sign bits from bit 1 of q + 1 and of q */
+    const __m256i csign = _mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(q, _mm256_set1_epi32(1)),
+                                                             _mm256_set1_epi32(2)), 30);
+    const __m256i ssign = _mm256_slli_epi32(_mm256_and_si256(q, _mm256_set1_epi32(2)), 30);
+    *c_out = _mm256_xor_ps(c0, _mm256_castsi256_ps(csign));
+    *s_out = _mm256_xor_ps(s0, _mm256_castsi256_ps(ssign));
+}
+
+/* 16 standard normal draws into out[0 .. 16): Box-Muller on two vectors of uniforms, u1 in (0, 1] from 32
+ * random bits (so |z| <= 6.66), u2 in [0, 1) from 24. */
+AVX2_FMA static inline void normal16(rng4_t *r, float *out) {
+    const __m256i w1 = rng4_next(r), w2 = rng4_next(r);
+    const __m256 u1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w1, 1)), _mm256_set1_ps(4.656612873e-10f),
+                                      _mm256_set1_ps(2.3283064365e-10f)); /* (k + 1/2) 2^-31, k < 2^31 */
+    const __m256 u2 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w2, 8)), _mm256_set1_ps(5.9604644775e-8f));
+    const __m256 rad = _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), log8(u1)));
+    __m256 c, s;
+    sincos2pi8(u2, &c, &s);
+    _mm256_storeu_ps(out, _mm256_mul_ps(rad, c));
+    _mm256_storeu_ps(out + 8, _mm256_mul_ps(rad, s));
+}
+
+/* Standard normal draws of the vectorised generator into out[0..n) (for tests of the generator itself). */
+AVX2_FMA void normal_fill_avx2(float *out, int64_t n, uint64_t seed) {
+    rng4_t r;
+    float buf[16];
+    rng4_seed(&r, seed);
+    for (int64_t i = 0; i < n; i += 16) {
+        normal16(&r, buf);
+        memcpy(out + i, buf, sizeof(float) * (n - i < 16 ? n - i : 16));
+    }
+}
+
+/* c[m, 0 : 8 NR] = sum_q a[m, q] b[q, 0 : 8 NR] for MR rows: the register-blocked inner product (the
+ * accumulators are an array of exactly MR x NR vectors, which the compiler keeps in registers). */
+#define UNROLL _Pragma("GCC unroll 16")
+#define MVM(MR, NR) \
+    AVX2_FMA static void mvm_##MR##_##NR(const float *a, int32_t k, const float *b, int32_t ldb, float *c, \
+                                         int32_t ldc) { \
+        __m256 acc[MR][NR]; \
+        UNROLL for (int m = 0; m < MR; m++) \
+            UNROLL for (int v = 0; v < NR; v++) acc[m][v] = _mm256_setzero_ps(); \
+        for (int32_t q = 0; q < k; q++) { \
+            __m256 bv[NR]; \
+            UNROLL for (int v = 0; v < NR; v++) bv[v] = _mm256_loadu_ps(b + (int64_t)q * ldb + 8 * v); \
+            UNROLL for (int m = 0; m < MR; m++) { \
+                const __m256 av = _mm256_broadcast_ss(a + (int64_t)m * k + q); \
+                UNROLL for (int v = 0; v < NR; v++) acc[m][v] = _mm256_fmadd_ps(av, bv[v], acc[m][v]); \
+            } \
+        } \
+        UNROLL for (int m = 0; m < MR; m++) \
+            UNROLL for (int v = 0; v < NR; v++) _mm256_storeu_ps(c + (int64_t)m * ldc + 8 * v, acc[m][v]); \
+    }
+MVM(12, 1) MVM(6, 2) MVM(4, 3) MVM(3, 4) MVM(3, 1) MVM(3, 2) MVM(3, 3)
+
+/* The output stage on rows [rows, cols] of y (see output_stage), with noise from the vectorised generator r
+ * (nbuf: room for rows * cols + 16 draws). */
+AVX2_FMA static void output_stage_avx2(float *y, int32_t rows, int32_t cols, float gain, const float *row_scale,
+                                       float noise_sd, rng4_t *r, float *nbuf, int32_t adc, int32_t clip, float lo,
+                                       float hi) {
+    const int64_t n = (int64_t)rows * cols;
+    if (noise_sd > 0.0f)
+        for (int64_t i = 0; i < n; i += 16) normal16(r, nbuf + i);
+    const __m256 g = _mm256_set1_ps(gain), sd = _mm256_set1_ps(noise_sd);
+    const __m256 lov = _mm256_set1_ps(lo), hiv = _mm256_set1_ps(hi);
+    for (int32_t i = 0; i < rows; i++) {
+        float *v = y + (int64_t)i * cols;
+        const float *z = nbuf + (int64_t)i * cols;
+        const float sc = row_scale[i];
+        const __m256 scv = _mm256_set1_ps(sc);
+        int32_t q = 0;
+        for (; q + 8 <= cols; q += 8) {
+            __m256 t = _mm256_mul_ps(_mm256_loadu_ps(v + q), g);
+            if (noise_sd > 0.0f) t = _mm256_add_ps(t, _mm256_mul_ps(sd, _mm256_loadu_ps(z + q)));
+            if (adc) t = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            if (clip) t = _mm256_min_ps(_mm256_max_ps(t, lov), hiv);
+            _mm256_storeu_ps(v + q, _mm256_mul_ps(t, scv));
+        }
+        for (; q < cols; q++) {
+            float t = v[q] * gain;
+            if (noise_sd > 0.0f) t = t + noise_sd * z[q];
+            if (adc) t = round_half_even(t);
+            if (clip) t = t < lo ? lo : (t > hi ? hi : t);
+            v[q] = t * sc;
+        }
+    }
+}
+
+/* Output pixels per output stage call: a multiple of every block height (12, 6, 4, 3). */
+#define SUPER_ROWS 48
+
+/* The conv through the DAC, the crossbar and the output stage in one pass:
+ * x [nb, h, w, c] (NHWC), inv [nb, ho, wo] each patch's 1 / (s * step), w_packed [kh * kw * c, coutp]
+ * (the crossbar's normalised weights in the patch matrix's row order, columns zero-padded to coutp, a
+ * multiple of 8), out [nb, ho, wo, cout]. Blocks of output pixels: their patch rows' DAC levels in a small
+ * buffer, the product in registers, then (every SUPER_ROWS pixels) the output stage with the arguments of
+ * output_stage and noise from one vectorised stream seeded by seed, drawn in out's order. Returns 0, or -1
+ * if its buffers could not be allocated. */
+AVX2_FMA int dac_conv(const float *x, const float *inv, const float *w_packed, float *out, int32_t nb, int32_t h,
+                      int32_t w, int32_t c, int32_t ho, int32_t wo, int32_t kh, int32_t kw, int32_t sh, int32_t sw,
+                      int32_t ph, int32_t pw, float half, int32_t clip_in, int32_t cout, int32_t coutp,
+                      float gain, const float *row_scale, float noise_sd, uint64_t seed, int32_t adc, int32_t clip,
+                      float lo, float hi) {
+    const int32_t k = kh * kw * c, nvec = coutp / 8;
+    const int mr = nvec == 1 ? 12 : (nvec == 2 ? 6 : (nvec == 3 ? 4 : 3));
+    const int64_t npos = (int64_t)nb * ho * wo;
+    float *a = malloc(sizeof(float) * mr * k), *tile = malloc(sizeof(float) * mr * coutp);
+    float *nbuf = malloc(sizeof(float) * (SUPER_ROWS * cout + 16));
+    if (a == NULL || tile == NULL || nbuf == NULL) { free(a); free(tile); free(nbuf); return -1; }
+    rng4_t r;
+    rng4_seed(&r, seed);
+    int32_t n = 0, oy = 0, ox = 0; /* the next patch's image and output pixel */
+    for (int64_t p0 = 0; p0 < npos; p0 += mr) {
+        for (int m = 0; m < mr; m++) {
+            if (p0 + m >= npos) { memset(a + (int64_t)m * k, 0, sizeof(float) * k); continue; }
+            dac_row(x + (int64_t)n * h * w * c, inv[p0 + m], a + (int64_t)m * k, oy, ox, h, w, c, kh, kw, sh, sw,
+                    ph, pw, half, clip_in);
+            if (++ox == wo) { ox = 0; if (++oy == ho) { oy = 0; n++; } }
+        }
+        for (int32_t g = 0; g < nvec; g += 4) {
+            const int nr = nvec - g < 4 ? nvec - g : 4;
+            const float *b = w_packed + 8 * g;
+            float *t = tile + 8 * g;
+            if (mr == 12) mvm_12_1(a, k, b, coutp, t, coutp);
+            else if (mr == 6) mvm_6_2(a, k, b, coutp, t, coutp);
+            else if (mr == 4) mvm_4_3(a, k, b, coutp, t, coutp);
+            else if (nr == 4) mvm_3_4(a, k, b, coutp, t, coutp);
+            else if (nr == 3) mvm_3_3(a, k, b, coutp, t, coutp);
+            else if (nr == 2) mvm_3_2(a, k, b, coutp, t, coutp);
+            else mvm_3_1(a, k, b, coutp, t, coutp);
+        }
+        const int rows = npos - p0 < mr ? (int)(npos - p0) : mr;
+        for (int m = 0; m < rows; m++) memcpy(out + (p0 + m) * cout, tile + m * coutp, sizeof(float) * cout);
+        const int64_t done = p0 + rows;
+        if (done % SUPER_ROWS == 0 || done == npos) {
+            const int64_t first = (done - 1) / SUPER_ROWS * SUPER_ROWS;
+            output_stage_avx2(out + first * cout, (int32_t)(done - first), cout, gain, row_scale + first, noise_sd,
+                              &r, nbuf, adc, clip, lo, hi);
+        }
+    }
+    free(a);
+    free(tile);
+    free(nbuf);
+    return 0;
+}
+#else
+int dac_conv_available(void) { return 0; }
+#endif

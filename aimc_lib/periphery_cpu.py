@@ -1,17 +1,30 @@
-"""The periphery's element-wise work on a CPU as small compiled C functions (``periphery_cpu.c``).
+"""The periphery's work on a CPU as small compiled C functions (``periphery_cpu.c``).
 
 PyTorch runs the DAC, the output noise and the ADC as a dozen separate passes over memory, and its
-CPU generator needs 5-7 ns per Gaussian value; on this path they are three fused loops over each
-chunk while it is in the cache: the channel-wise abs-max, the DAC's patch matrix (scale, round,
-clip) and the output stage (gain, Gaussian noise, ADC, rescaling). The crossbar product stays a
-PyTorch matrix product.
+CPU generator needs 5-7 ns per Gaussian value. Two compiled paths replace them:
 
-* **Same numbers without noise**: IEEE float32 without contraction, the same operations in the
-  same order as the PyTorch path, round half to even: the outputs are bit-identical (tested).
-* **Noise**: a ziggurat Gaussian (Marsaglia and Tsang) on xoshiro256**, one stream per MVM keyed
-  by a 64-bit seed drawn from the layer's ``torch.Generator`` once per layer call and by the MVM's
-  index in the batch: a generator state gives the same noise on every run and however the batch is
-  chunked, but other draws than the PyTorch path (the same distribution).
+* **The whole DAC conv in one pass** (:func:`dac_conv`; x86-64 CPUs with AVX2 and FMA, i.e. almost
+  every x86 CPU since 2013): for a few output pixels at a time, their patches' DAC levels go into a
+  buffer in the L1 cache, a register-blocked product with the crossbar's weights (explicit AVX2
+  FMA instructions) gives their crossbar outputs, and the output stage (gain, noise, ADC, rescaling)
+  runs on each 48 pixels' outputs before they leave the cache. No patch matrix is written to memory.
+  Its noise is a vectorised generator: xoshiro256** (Blackman and Vigna) on four 64-bit lanes seeded
+  once per layer call from a 64-bit seed drawn from the layer's ``torch.Generator``, turned into
+  Gaussians by Box-Muller with polynomial log, sin and cos (Cephes' single-precision ones); one
+  stream per layer call, drawn in the output's memory order.
+* **Elsewhere** (other CPUs, e.g. ARM): three fused loops over chunks of a few images: the
+  channel-wise abs-max, the DAC's patch matrix (scale, round, clip), and the output stage, with the
+  product a PyTorch matrix product. Its noise: a ziggurat Gaussian (Marsaglia and Tsang) on
+  xoshiro256**, one stream per MVM keyed by the call's seed and the MVM's index in the batch, so
+  splitting a batch into chunks does not change it. This output stage also serves the FC layer.
+
+* **Same numbers without noise**: IEEE float32 without contraction for the element-wise steps, the
+  same operations in the same order as the PyTorch path, round half to even: the patch-matrix path is
+  bit-identical to the PyTorch path (tested). The one-pass conv adds its products in its own order
+  with FMA, so its crossbar outputs can differ from ``torch.mm``'s in the last bits (relative 1e-6);
+  an output exactly on an ADC level's edge may then land one level apart (tested).
+* **Noise**: other draws than the PyTorch path, the same distribution (tested: mean, std,
+  Kolmogorov-Smirnov, tails); a generator state gives the same noise on every run.
 * **Build**: on first use the C file is compiled with the system's C compiler (``$CC`` or ``cc``)
   into ``$AIMC_CACHE`` (default ``~/.cache/aimc_lib``) and loaded with ctypes; about a second,
   once per machine. Without a compiler, or with ``AIMC_PERIPHERY_C=0``, the library uses the
@@ -71,6 +84,13 @@ def _load():
     lib.output_stage.argtypes = [p, i64, i32, p, f32, p, f32, u64, i64, i32, i32, f32, f32]
     for f in (lib.normal_fill, lib.channel_abs_max, lib.dac_patches, lib.output_stage):
         f.restype = None
+    lib.dac_conv_available.argtypes, lib.dac_conv_available.restype = [], ctypes.c_int
+    lib.has_dac_conv = bool(lib.dac_conv_available())
+    if lib.has_dac_conv:
+        lib.dac_conv.argtypes = [p, p, p, p] + [i32] * 12 + [f32, i32, i32, i32, f32, p, f32, u64, i32, i32, f32,
+                                                              f32]
+        lib.normal_fill_avx2.argtypes, lib.normal_fill_avx2.restype = [p, i64, u64], None
+        lib.dac_conv.restype = ctypes.c_int
     lib.init()
     return lib
 
@@ -98,10 +118,16 @@ def _f32_contiguous(t: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be a contiguous float32 CPU tensor")
 
 
-def normal(n: int, seed: int) -> torch.Tensor:
-    """``n`` standard-normal draws from the C generator (for checking its statistics)."""
+def normal(n: int, seed: int, vectorised: bool = False) -> torch.Tensor:
+    """``n`` standard-normal draws from the C generator (for checking its statistics): the ziggurat of
+    the patch-matrix path, or (``vectorised=True``) the Box-Muller generator of :func:`dac_conv`."""
     out = torch.empty(n)
-    lib().normal_fill(_ptr(out), n, seed)
+    if vectorised:
+        if not has_dac_conv():
+            raise RuntimeError("the vectorised generator needs an x86-64 CPU with AVX2 and FMA")
+        lib().normal_fill_avx2(_ptr(out), n, seed)
+    else:
+        lib().normal_fill(_ptr(out), n, seed)
     return out
 
 
@@ -127,6 +153,42 @@ def dac_patches(x_nhwc: torch.Tensor, inv: torch.Tensor, cols: torch.Tensor, ker
         raise ValueError("dac_patches: shapes of x, inv and cols do not match")
     lib().dac_patches(_ptr(x_nhwc), _ptr(inv), _ptr(cols), n, h, w, c, ho, wo, *kernel, *stride, *padding,
                       float(half), int(clip_in))
+
+
+def has_dac_conv() -> bool:
+    """Whether the whole DAC conv runs as one compiled pass here (x86-64 with AVX2 and FMA)."""
+    return lib() is not None and lib().has_dac_conv
+
+
+def dac_conv(x_nhwc: torch.Tensor, inv: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: tuple,
+             padding: tuple, half: int, clip_in: bool, gain: float, row_scale: torch.Tensor, noise_sd: float,
+             seed: int, adc: bool, clip: tuple[float, float] | None) -> torch.Tensor:
+    """The conv of ``x_nhwc`` ``[n, H, W, C]`` through the DAC, the crossbar ``w_mat`` ``[kh*kw*C, Cout]`` (rows
+    in the patch matrix's (i, j, c) order) and the output stage, in one pass: ``[n, Ho, Wo, Cout]``.
+
+    Position block by position block, the patch rows' DAC levels (as :func:`dac_patches`) are built in a
+    small buffer, multiplied with the weights in registers (AVX2 and FMA; the sums' rounding differs from
+    ``torch.mm`` in the last bits) and sent through :func:`output_stage_` with the same keys, so the noise
+    is that of the patch-matrix path. ``inv`` ``[n, Ho, Wo]``: each patch's ``1 / (s * step)``.
+    """
+    for t, name in ((x_nhwc, "x"), (inv, "inv"), (row_scale, "row_scale")):
+        _f32_contiguous(t, name)
+    n, h, w, c = x_nhwc.shape
+    ho, wo = inv.shape[1:]
+    k, cout = w_mat.shape
+    if k != kernel[0] * kernel[1] * c or inv.shape[0] != n or row_scale.numel() != n * ho * wo:
+        raise ValueError("dac_conv: shapes of x, inv, w_mat and row_scale do not match")
+    coutp = -(-cout // 8) * 8
+    w_packed = torch.zeros(k, coutp)
+    w_packed[:, :cout] = w_mat
+    out = torch.empty(n, ho, wo, cout)
+    lo, hi = clip if clip is not None else (0.0, 0.0)
+    rc = lib().dac_conv(_ptr(x_nhwc), _ptr(inv), _ptr(w_packed), _ptr(out), n, h, w, c, ho, wo, *kernel, *stride,
+                        *padding, float(half), int(clip_in), cout, coutp, float(gain), _ptr(row_scale),
+                        float(noise_sd), seed, int(adc), int(clip is not None), float(lo), float(hi))
+    if rc != 0:
+        raise MemoryError("dac_conv: could not allocate its buffers")
+    return out
 
 
 def output_stage_(y_rows: torch.Tensor, gain: float | torch.Tensor, row_scale: torch.Tensor, noise_sd: float,

@@ -6,10 +6,11 @@
 * the same evaluation read through the aihwkit-like periphery (8-bit DAC and ADC, output noise,
   GDC read through the periphery), as a ratio to FP32 inference (goal: <= 1.5x), and the test-set
   inference of that read chip alone (its programming and GDC readouts excluded), also with PyTorch
-  ops only (instead of the fused Triton kernel on a GPU, or the compiled C functions on a CPU);
+  ops only (instead of the fused Triton kernel on a GPU, or the compiled C functions on a CPU:
+  the one-pass DAC conv on x86-64 with AVX2, else loops around PyTorch's matrix product);
 * the Gaussian output noise of that evaluation alone (one draw per output of every analog layer,
-  from torch's generator on the same device), as a ratio to FP32 inference: a floor under the
-  periphery's cost that no rearrangement of the other steps removes;
+  from torch's generator on the same device), as a ratio to FP32 inference: what the PyTorch path
+  pays for its noise (the compiled paths draw theirs with their own, faster generators);
 * one noise-aware training step as a ratio to one FP32 training step (goal: <= 1.05x);
 * peak resident memory.
 
@@ -68,6 +69,12 @@ def analog_outputs_per_image(model: torch.nn.Module, device) -> list[int]:
 def triton_available() -> bool:
     from aimc_lib import periphery_triton
     return periphery_triton.available
+
+
+def compiled_cpu_path() -> str:
+    if periphery_cpu.lib() is None:
+        return "no C compiler: PyTorch path"
+    return "one-pass compiled DAC conv (AVX2)" if periphery_cpu.has_dac_conv() else "compiled C loops"
 
 
 def main(argv=None):
@@ -151,12 +158,15 @@ def main(argv=None):
         noisy_step += timed(lambda: step(True), 1)
 
     med = statistics.median
+    periphery_path = ("fused Triton kernel" if dev.type == "cuda" and triton_available()
+                      else compiled_cpu_path() if dev.type == "cpu" else "PyTorch path")
     res = {
         "fp32_inference_images_per_s": len(test) / med(fp32_t),
         "pcm_eval_over_fp32": med(pcm_t) / med(fp32_t),
         "pcm_simulation_seconds": med(sim_t),
         "periphery_eval_over_fp32": med(per_t) / med(fp32_t),
         "periphery_inference_over_fp32": med(per_inf_t) / med(fp32_t),
+        "periphery_path": periphery_path,
         **({"periphery_inference_torch_path_over_fp32": med(per_torch_t) / med(fp32_t)} if per_torch_t else {}),
         "output_noise_draws_over_fp32": med(noise_t) / med(fp32_t),
         "output_noise_draws_per_image": sum(outputs),
@@ -174,8 +184,7 @@ def main(argv=None):
             ("  of which simulation only", f"{res['pcm_simulation_seconds'] * 1000:.0f} ms", ""),
             ("PCM eval with aihwkit-like periphery", f"{res['periphery_eval_over_fp32']:.3f} x FP32", "goal <= 1.5"),
             ("  inference of the read chip alone", f"{res['periphery_inference_over_fp32']:.3f} x FP32",
-             "fused Triton kernel" if dev.type == "cuda" and triton_available()
-             else ("compiled C functions" if dev.type == "cpu" and periphery_cpu.lib() is not None else "")),
+             periphery_path),
             *([("  the same with the PyTorch path", f"{res['periphery_inference_torch_path_over_fp32']:.3f} x FP32", "")]
               if per_torch_t else []),
             ("  its output-noise draws alone", f"{res['output_noise_draws_over_fp32']:.3f} x FP32",

@@ -42,15 +42,84 @@ NOISELESS = [Periphery(inp_bits=8, out_bits=8, out_bound=10.0), Periphery(inp_bi
              Periphery(inp_bits=8), Periphery(out_bits=6, out_bound=2.0), Periphery(inp_bits=5, noise_management="none")]
 
 
+@pytest.fixture
+def one_pass(lib, monkeypatch):
+    """Within a test: the one-pass DAC conv, and proof that the patch-matrix loops are not used."""
+    if not lib.has_dac_conv:
+        msg = "this CPU has no AVX2 and FMA: the one-pass DAC conv is not built"
+        if os.environ.get("CI"):  # CI runs on x86-64 machines that have them
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+    def not_used(*args, **kwargs):
+        raise AssertionError("the patch-matrix path ran")
+    monkeypatch.setattr(periphery_cpu, "dac_patches", not_used)
+
+
+@pytest.fixture
+def patch_matrix(lib, monkeypatch):
+    """Within a test: the compiled patch-matrix loops, as on CPUs without AVX2 (e.g. ARM)."""
+    monkeypatch.setattr(lib, "has_dac_conv", False)
+
+
 @pytest.mark.parametrize("per", NOISELESS, ids=["adc", "clip-small-dac-range", "dac-only", "adc-only", "fixed-range"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv_is_bit_identical_to_the_pytorch_path_without_noise(lib, per, stride, monkeypatch):
+def test_conv_is_bit_identical_to_the_pytorch_path_without_noise(patch_matrix, per, stride, monkeypatch):
     conv, x, w = _conv_case(stride=stride)
     fast = analog_conv2d(x, w, conv, per, digital_scale=1.7)
     monkeypatch.setattr(P, "COMPILED", False)
     slow = analog_conv2d(x, w, conv, per, digital_scale=1.7)
     assert torch.equal(fast, slow)
     assert fast.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("per", NOISELESS[:4], ids=["adc", "clip-small-dac-range", "dac-only", "adc-only"])
+@pytest.mark.parametrize("c, cout, stride", [(3, 16, 1), (8, 16, 2), (28, 28, 1), (28, 56, 2), (56, 56, 1),
+                                             (5, 4, 1), (20, 12, 1)])
+def test_one_pass_conv_matches_the_pytorch_path_without_noise(one_pass, per, c, cout, stride, monkeypatch):
+    """Every block shape (8 to 56 output channels: 1 to 7 vectors), channel tails, strides, padding."""
+    conv, x, w = _conv_case(c=c, cout=cout, stride=stride, hw=11)
+    fast = analog_conv2d(x, w, conv, per, digital_scale=1.7)
+    monkeypatch.setattr(P, "COMPILED", False)
+    slow = analog_conv2d(x, w, conv, per, digital_scale=1.7)
+    assert fast.shape == slow.shape and fast.is_contiguous(memory_format=torch.channels_last)
+    if per.out_bits is None:  # the sums differ from torch.mm's only in their rounding
+        assert torch.allclose(fast, slow, rtol=0, atol=1e-5 * float(slow.abs().max()))
+    else:  # after the ADC: equal, but for the rare sum that sits on a level's edge
+        assert float((fast != slow).double().mean()) <= 2e-3
+
+
+def test_one_pass_conv_noise_has_its_std_and_follows_the_generator(one_pass):
+    conv, x, w = _conv_case(c=16, cout=28, n=8)
+    clean = analog_conv2d(x, w, conv, Periphery(inp_bits=8), digital_scale=1.0)
+    per = Periphery(inp_bits=8, out_noise=0.05)
+    noisy = analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(4), digital_scale=1.0)
+    rows = ((noisy - clean) / P._nonzero_scale(P._patch_abs_max(x, conv)) / 0.05).permute(0, 2, 3, 1).reshape(-1, 28)
+    noise = rows.flatten()
+    assert abs(float(noise.std()) - 1) < 0.03 and abs(float(noise.mean())) < 4 / math.sqrt(noise.numel())
+    assert stats.kstest(noise.double().numpy(), "norm").pvalue > 0.01
+    by_channel = rows.std(0)  # every output channel gets the same noise (no vector lane is special)
+    assert float((by_channel - 1).abs().max()) < 5 / math.sqrt(2 * rows.shape[0])
+    again = analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(4), digital_scale=1.0)
+    assert torch.equal(noisy, again)
+
+
+def test_the_vectorised_generator_is_standard_normal(one_pass):
+    n = 1_000_000
+    z = periphery_cpu.normal(n, seed=12345, vectorised=True).double()
+    assert abs(float(z.mean())) < 4 / math.sqrt(n)
+    assert abs(float(z.std()) - 1) < 4 / math.sqrt(2 * n)
+    assert stats.kstest(z[:200_000].numpy(), "norm").pvalue > 0.01
+    for k in (2.0, 3.0, 4.0):  # the tails, where polynomial log, sin and cos would show
+        p = 2 * stats.norm.sf(k)
+        assert abs(float((z.abs() > k).double().mean()) - p) < 4 * math.sqrt(p / n)
+    assert abs(float(stats.skew(z.numpy()))) < 4 * math.sqrt(6 / n)
+    assert abs(float(stats.kurtosis(z.numpy()))) < 4 * math.sqrt(24 / n)
+    assert float(z.abs().max()) < 6.67  # u1 >= 2^-32
+    for lag in range(1, 33):  # draws close together are independent (lanes, halves of a word, Box-Muller pairs)
+        assert abs(float(torch.corrcoef(torch.stack([z[:-lag], z[lag:]]))[0, 1])) < 4.5 / math.sqrt(n)
+    assert torch.equal(z[:1000].float(), periphery_cpu.normal(1000, seed=12345, vectorised=True))
+    assert not torch.equal(z[:1000].float(), periphery_cpu.normal(1000, seed=12346, vectorised=True))
 
 
 @pytest.mark.parametrize("per", NOISELESS[:3], ids=["adc", "clip-small-dac-range", "dac-only"])
@@ -62,7 +131,7 @@ def test_matmul_is_bit_identical_to_the_pytorch_path_without_noise(lib, per, mon
     assert torch.equal(fast, analog_matmul(x, w, per, digital_scale=0.9))
 
 
-def test_the_generator_is_standard_normal(lib):
+def test_the_ziggurat_generator_is_standard_normal(lib):
     z = periphery_cpu.normal(1_000_000, seed=12345).double()
     assert abs(float(z.mean())) < 4 / 1000  # 4 standard errors
     assert abs(float(z.std()) - 1) < 4 / math.sqrt(2 * 1e6)
@@ -73,7 +142,7 @@ def test_the_generator_is_standard_normal(lib):
     assert torch.equal(z[:1000].float(), periphery_cpu.normal(1000, seed=12345))
 
 
-def test_output_noise_has_its_std_and_follows_the_generator(lib):
+def test_output_noise_has_its_std_and_follows_the_generator(patch_matrix):
     conv, x, w = _conv_case(n=8)
     clean = analog_conv2d(x, w, conv, Periphery(inp_bits=8), digital_scale=1.0)
     per = Periphery(inp_bits=8, out_noise=0.05)
@@ -112,6 +181,10 @@ def test_bad_inputs_are_refused(lib):
                                   (1, 1), 127, False)
     with pytest.raises(ValueError, match="one gain and one scale per row"):
         periphery_cpu.output_stage_(torch.zeros(5, 3), 1.0, torch.ones(4), 0.0, 0, False, None)
+    if lib.has_dac_conv:
+        with pytest.raises(ValueError, match="do not match"):
+            periphery_cpu.dac_conv(torch.zeros(1, 4, 4, 3), torch.ones(1, 4, 4), torch.zeros(26, 8), (3, 3), (1, 1),
+                                   (1, 1), 127, False, 1.0, torch.ones(16), 0.0, 0, False, None)
 
 
 def test_gdc_readout_is_the_same_with_and_without_the_compiled_loops(lib, monkeypatch):
