@@ -8,10 +8,11 @@ CPU generator needs 5-7 ns per Gaussian value. Two compiled paths replace them:
   buffer in the L1 cache, a register-blocked product with the crossbar's weights (explicit AVX2
   FMA instructions) gives their crossbar outputs, and the output stage (gain, noise, ADC, rescaling)
   runs on each 48 pixels' outputs before they leave the cache. No patch matrix is written to memory.
-  Its noise is a vectorised generator: xoshiro256** (Blackman and Vigna) on four 64-bit lanes seeded
-  once per layer call from a 64-bit seed drawn from the layer's ``torch.Generator``, turned into
-  Gaussians by Box-Muller with polynomial log, sin and cos (Cephes' single-precision ones); one
-  stream per layer call, drawn in the output's memory order.
+  Groups of 8 images run in parallel on torch's threads. Its noise is a vectorised generator:
+  xoshiro256** (Blackman and Vigna) on four 64-bit lanes, turned into Gaussians by Box-Muller with
+  polynomial log, sin and cos (Cephes' single-precision ones); one stream per group of images, seeded
+  from a 64-bit seed drawn from the layer's ``torch.Generator`` once per layer call and the group's
+  index, drawn in the output's memory order (so the number of threads does not change it).
 * **Elsewhere** (other CPUs, e.g. ARM): three fused loops over chunks of a few images: the
   channel-wise abs-max, the DAC's patch matrix (scale, round, clip), and the output stage, with the
   product a PyTorch matrix product. Its noise: a ziggurat Gaussian (Marsaglia and Tsang) on
@@ -40,6 +41,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -160,16 +162,39 @@ def has_dac_conv() -> bool:
     return lib() is not None and lib().has_dac_conv
 
 
+#: Images per call of the compiled one-pass conv. Each group of images has its own noise stream
+#: (keyed by the layer call's seed and the group's index), and groups run on torch's threads, so the
+#: noise does not depend on the number of threads.
+IMAGES_PER_GROUP = 8
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _map_threads(fn, items: list) -> None:
+    """``fn`` over ``items`` on ``torch.get_num_threads()`` threads (ctypes releases the GIL in C)."""
+    global _pool
+    threads = min(torch.get_num_threads(), len(items))
+    if threads <= 1:
+        for item in items:
+            fn(item)
+        return
+    if _pool is None or _pool._max_workers < threads:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aimc-periphery")
+    list(_pool.map(fn, items))  # list(): re-raises a worker's exception here
+
+
 def dac_conv(x_nhwc: torch.Tensor, inv: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: tuple,
              padding: tuple, half: int, clip_in: bool, gain: float, row_scale: torch.Tensor, noise_sd: float,
              seed: int, adc: bool, clip: tuple[float, float] | None) -> torch.Tensor:
     """The conv of ``x_nhwc`` ``[n, H, W, C]`` through the DAC, the crossbar ``w_mat`` ``[kh*kw*C, Cout]`` (rows
     in the patch matrix's (i, j, c) order) and the output stage, in one pass: ``[n, Ho, Wo, Cout]``.
 
-    Position block by position block, the patch rows' DAC levels (as :func:`dac_patches`) are built in a
-    small buffer, multiplied with the weights in registers (AVX2 and FMA; the sums' rounding differs from
-    ``torch.mm`` in the last bits) and sent through :func:`output_stage_` with the same keys, so the noise
-    is that of the patch-matrix path. ``inv`` ``[n, Ho, Wo]``: each patch's ``1 / (s * step)``.
+    Block by block of output pixels, their patches' DAC levels (as :func:`dac_patches`) are built in a
+    small buffer and multiplied with the weights in registers (AVX2 and FMA; the sums' rounding differs
+    from ``torch.mm``'s in the last bits), then the output stage (as :func:`output_stage_`, with
+    ``gain``, ``row_scale`` one per output pixel, ``noise_sd``, ``adc`` and ``clip``) runs on them.
+    ``inv`` ``[n, Ho, Wo]``: each patch's ``1 / (s * step)``. Groups of :data:`IMAGES_PER_GROUP` images
+    run in parallel on torch's threads, each with its noise stream seeded by ``seed`` and its index.
     """
     for t, name in ((x_nhwc, "x"), (inv, "inv"), (row_scale, "row_scale")):
         _f32_contiguous(t, name)
@@ -183,10 +208,19 @@ def dac_conv(x_nhwc: torch.Tensor, inv: torch.Tensor, w_mat: torch.Tensor, kerne
     w_packed[:, :cout] = w_mat
     out = torch.empty(n, ho, wo, cout)
     lo, hi = clip if clip is not None else (0.0, 0.0)
-    rc = lib().dac_conv(_ptr(x_nhwc), _ptr(inv), _ptr(w_packed), _ptr(out), n, h, w, c, ho, wo, *kernel, *stride,
-                        *padding, float(half), int(clip_in), cout, coutp, float(gain), _ptr(row_scale),
-                        float(noise_sd), seed, int(adc), int(clip is not None), float(lo), float(hi))
-    if rc != 0:
+    failed = []
+
+    def run_group(g: int) -> None:
+        b0, b1 = g * IMAGES_PER_GROUP, min(n, (g + 1) * IMAGES_PER_GROUP)
+        group_seed = (seed + g * 0x9E3779B97F4A7C15) % 2 ** 64  # mixed further by splitmix64 in C
+        rc = lib().dac_conv(_ptr(x_nhwc[b0]), _ptr(inv[b0]), _ptr(w_packed), _ptr(out[b0]), b1 - b0, h, w, c, ho, wo,
+                            *kernel, *stride, *padding, float(half), int(clip_in), cout, coutp, float(gain),
+                            _ptr(row_scale[b0 * ho * wo:]), float(noise_sd), group_seed, int(adc),
+                            int(clip is not None), float(lo), float(hi))
+        if rc != 0:
+            failed.append(g)
+    _map_threads(run_group, list(range(-(-n // IMAGES_PER_GROUP))))
+    if failed:
         raise MemoryError("dac_conv: could not allocate its buffers")
     return out
 

@@ -104,6 +104,23 @@ def test_one_pass_conv_noise_has_its_std_and_follows_the_generator(one_pass):
     assert torch.equal(noisy, again)
 
 
+def test_one_pass_conv_gives_the_same_noise_on_any_number_of_threads(one_pass):
+    group = periphery_cpu.IMAGES_PER_GROUP
+    conv, x, w = _conv_case(c=16, cout=16, n=group, hw=6)
+    x = torch.cat([x, x, x[:3]]).contiguous(memory_format=torch.channels_last)  # the same images in each group
+    per = Periphery.aihwkit_like()
+    threads = torch.get_num_threads()
+    try:
+        runs = []
+        for t in (1, 3):  # 3 groups of images: in order on one thread, in parallel on three
+            torch.set_num_threads(t)
+            runs.append(analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(9), digital_scale=1.0))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0][:group], runs[0][group:2 * group])  # each group draws its own noise
+
+
 def test_the_vectorised_generator_is_standard_normal(one_pass):
     n = 1_000_000
     z = periphery_cpu.normal(n, seed=12345, vectorised=True).double()
