@@ -359,7 +359,7 @@ AVX2_FMA void normal_fill_avx2(float *out, int64_t n, uint64_t seed) {
         UNROLL for (int m = 0; m < MR; m++) \
             UNROLL for (int v = 0; v < NR; v++) _mm256_storeu_ps(c + (int64_t)m * ldc + 8 * v, acc[m][v]); \
     }
-MVM(12, 1) MVM(6, 2) MVM(4, 3) MVM(3, 4) MVM(3, 1) MVM(3, 2) MVM(3, 3)
+MVM(12, 1) MVM(6, 2) MVM(6, 1)
 
 /* The output stage on rows [rows, cols] of y (see output_stage), with noise from the vectorised generator r
  * (nbuf: room for rows * cols + 16 draws). */
@@ -394,7 +394,7 @@ AVX2_FMA static void output_stage_avx2(float *y, int32_t rows, int32_t cols, flo
     }
 }
 
-/* Output pixels per output stage call: a multiple of every block height (12, 6, 4, 3). */
+/* Output pixels per output stage call: a multiple of both block heights (12 and 6). */
 #define SUPER_ROWS 48
 
 /* The conv through the DAC, the crossbar and the output stage in one pass:
@@ -410,7 +410,7 @@ AVX2_FMA int dac_conv(const float *x, const float *inv, const float *w_packed, f
                       float gain, const float *row_scale, float noise_sd, uint64_t seed, int32_t adc, int32_t clip,
                       float lo, float hi) {
     const int32_t k = kh * kw * c, nvec = coutp / 8;
-    const int mr = nvec == 1 ? 12 : (nvec == 2 ? 6 : (nvec == 3 ? 4 : 3));
+    const int mr = nvec == 1 ? 12 : 6; /* 12 accumulators: 12 x 1 or 6 x 2 vectors (6 x 1 for an odd last one) */
     const int64_t npos = (int64_t)nb * ho * wo;
     float *a = malloc(sizeof(float) * mr * k), *tile = malloc(sizeof(float) * mr * coutp);
     float *nbuf = malloc(sizeof(float) * (SUPER_ROWS * cout + 16));
@@ -425,17 +425,12 @@ AVX2_FMA int dac_conv(const float *x, const float *inv, const float *w_packed, f
                     ph, pw, half, clip_in);
             if (++ox == wo) { ox = 0; if (++oy == ho) { oy = 0; n++; } }
         }
-        for (int32_t g = 0; g < nvec; g += 4) {
-            const int nr = nvec - g < 4 ? nvec - g : 4;
+        for (int32_t g = 0; g < nvec; g += 2) { /* two vectors (16 output columns) at a time */
             const float *b = w_packed + 8 * g;
             float *t = tile + 8 * g;
             if (mr == 12) mvm_12_1(a, k, b, coutp, t, coutp);
-            else if (mr == 6) mvm_6_2(a, k, b, coutp, t, coutp);
-            else if (mr == 4) mvm_4_3(a, k, b, coutp, t, coutp);
-            else if (nr == 4) mvm_3_4(a, k, b, coutp, t, coutp);
-            else if (nr == 3) mvm_3_3(a, k, b, coutp, t, coutp);
-            else if (nr == 2) mvm_3_2(a, k, b, coutp, t, coutp);
-            else mvm_3_1(a, k, b, coutp, t, coutp);
+            else if (nvec - g >= 2) mvm_6_2(a, k, b, coutp, t, coutp);
+            else mvm_6_1(a, k, b, coutp, t, coutp);
         }
         const int rows = npos - p0 < mr ? (int)(npos - p0) : mr;
         for (int m = 0; m < rows; m++) memcpy(out + (p0 + m) * cout, tile + m * coutp, sizeof(float) * cout);
