@@ -199,7 +199,8 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
         from . import periphery_cpu
         gain = (mult / step).reshape(-1).contiguous() if isinstance(mult, torch.Tensor) else mult / step
         seed = c_seed if c_seed is not None else _c_seed(per, generator)
-        row_scale, noise_sd, adc, clip = _c_output_stage(per, s, digital_scale)
+        row_scale = (s * (step * digital_scale)).reshape(-1).contiguous()
+        noise_sd, adc, clip = _c_output_stage(per)
         periphery_cpu.output_stage_(rows, gain, row_scale, noise_sd, seed, adc, clip, row0)
         return y
     y.mul_(mult / step)
@@ -212,12 +213,11 @@ def _output_stage_(y: torch.Tensor, mult, s: torch.Tensor, per: Periphery, gener
     return y.mul_(s * (step * digital_scale))
 
 
-def _c_output_stage(per: Periphery, s: torch.Tensor, digital_scale: float) -> tuple:
-    """The C output stage's arguments after the gain: (row scales, noise std, adc, clip) in its units."""
-    step = _out_step(per)
+def _c_output_stage(per: Periphery) -> tuple:
+    """The compiled output stage's converter arguments in ADC steps: (noise std, adc, clip range or None)."""
     half = _half_levels(per.out_bits) if per.out_bits is not None else None
     clip = (-half, half) if half is not None else ((-per.out_bound, per.out_bound) if per.out_bound else None)
-    return (s * (step * digital_scale)).reshape(-1).contiguous(), per.out_noise / step, half is not None, clip
+    return per.out_noise / _out_step(per), half is not None, clip
 
 
 def _c_seed(per: Periphery, generator: torch.Generator | None) -> int:
@@ -331,12 +331,10 @@ def _use_triton(x: torch.Tensor, w4d: torch.Tensor, per: Periphery) -> bool:
 
 def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per: Periphery,
               generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
-    """The conv through an abs-max DAC, channels-last throughout.
+    """The conv through an abs-max DAC, channels-last throughout (see :func:`analog_conv2d` for the
+    one-pass compiled path on x86-64 CPUs).
 
-    On an x86-64 CPU with AVX2 (and a C compiler), one compiled pass does all of it
-    (:func:`aimc_lib.periphery_cpu.dac_conv`): small blocks of output pixels get their patches' DAC
-    levels, the product and the output stage while in the L1 cache. Elsewhere, chunk by chunk of
-    images: each kernel offset's strided view of the padded input is scaled by its patches'
+    Chunk by chunk of images: each kernel offset's strided view of the padded input is scaled by its patches'
     ``1 / (s * step)`` into one block of the patch matrix and rounded to the DAC's levels; one
     matrix product (the same multiply-adds as the conv) gives the crossbar outputs of every
     patch; the output stage (noise, ADC, rescaling) runs on them while they are in the cache.
@@ -360,14 +358,6 @@ def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv
     k, cout = kh * kw * c, w4d.shape[0]
     w_mat = w4d.permute(2, 3, 1, 0).reshape(k, cout)  # rows in the patch matrix's (offset, channel) order
     c_lib, c_seed = _c_lib(x), None
-    if c_lib is not None and c_lib.has_dac_conv:  # one compiled pass, no patch matrix
-        from . import periphery_cpu
-        row_scale, noise_sd, adc, clip = _c_output_stage(per, s_rows, digital_scale)
-        out = periphery_cpu.dac_conv(
-            x.permute(0, 2, 3, 1).contiguous(), inv.reshape(n, ho, wo).contiguous(), w_mat, (kh, kw), (sh, sw),
-            (ph, pw), _half_levels(per.inp_bits), per.inp_bound < 1.0, in_step / _out_step(per), row_scale,
-            noise_sd, _c_seed(per, generator), adc, clip)
-        return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
     per_image = ho * wo * k * x.element_size()
     chunk = n if x.is_cuda else max(1, min(n, PATCH_CHUNK_BYTES // per_image))
     out = torch.empty((n, ho, wo, cout), dtype=x.dtype, device=x.device)
@@ -407,6 +397,10 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     """
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
         raise ValueError("analog_conv2d supports plain convolutions (groups=1, dilation=1, zero padding)")
+    if per.inp_bits is not None and per.noise_management == "abs_max":
+        c_lib = _c_lib(x)
+        if c_lib is not None and c_lib.has_dac_conv:
+            return _one_pass_dac_conv(x, w4d_norm, conv, per, generator, digital_scale)
     if per.noise_management == "abs_max":
         s = _nonzero_scale(_patch_abs_max(x, conv))
     else:
@@ -418,6 +412,22 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
         y_raw = F.conv2d(quantize(x.clone(), per.inp_bits, per.inp_bound), w4d_norm, None, conv.stride, conv.padding)
         return _output_stage_(y_raw, 1.0, s, per, generator, digital_scale)
     return _dac_conv(x, s, w4d_norm, conv, per, generator, digital_scale)
+
+
+def _one_pass_dac_conv(x: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per: Periphery,
+                       generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
+    """The abs-max DAC conv as one compiled pass on an x86-64 CPU (:func:`aimc_lib.periphery_cpu.dac_conv`):
+    the scales, the DAC levels, the product and the output stage of a few output pixels at a time, in the
+    L1 cache; the same arithmetic as :func:`_dac_conv` but for the order of the sums."""
+    from . import periphery_cpu
+    in_step = per.inp_bound / _half_levels(per.inp_bits)
+    k = w4d.shape[1] * w4d.shape[2] * w4d.shape[3]
+    noise_sd, adc, clip = _c_output_stage(per)
+    out = periphery_cpu.dac_conv(
+        x.permute(0, 2, 3, 1).contiguous(), w4d.permute(2, 3, 1, 0).reshape(k, w4d.shape[0]), conv.kernel_size,
+        conv.stride, conv.padding, in_step, _half_levels(per.inp_bits), per.inp_bound < 1.0,
+        in_step / _out_step(per), _out_step(per) * digital_scale, noise_sd, _c_seed(per, generator), adc, clip)
+    return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
 
 
 def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:

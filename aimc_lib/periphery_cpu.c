@@ -394,35 +394,65 @@ AVX2_FMA static void output_stage_avx2(float *y, int32_t rows, int32_t cols, flo
     }
 }
 
+/* max_c |v[c]| of one pixel's channels. */
+AVX2_FMA static inline float abs_max_run(const float *v, int32_t c) {
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mv = _mm256_setzero_ps();
+    int32_t q = 0;
+    for (; q + 8 <= c; q += 8) mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(v + q), magnitude));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    float m = _mm_cvtss_f32(m4);
+    for (; q < c; q++) { const float a = fabsf(v[q]); m = a > m ? a : m; }
+    return m;
+}
+
+/* The abs-max input scales s of the patches of output row oy, srow[0 .. wo): the largest channel-wise abs-max
+ * cam[iy, ix] of each window inside the image (padding adds zeros), or 1 for an all-zero patch (as aihwkit);
+ * as separable maxima, first over the window's rows (into vmax [w]), then along the row. */
+static void patch_scales(const float *cam, float *vmax, float *srow, int32_t oy, int32_t h, int32_t w, int32_t wo,
+                         int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t ph, int32_t pw) {
+    const int32_t y0 = oy * sh - ph, ya = y0 < 0 ? 0 : y0, yb = y0 + kh > h ? h : y0 + kh;
+    for (int32_t ix = 0; ix < w; ix++) vmax[ix] = 0.0f;
+    for (int32_t iy = ya; iy < yb; iy++)
+        for (int32_t ix = 0; ix < w; ix++) vmax[ix] = cam[iy * w + ix] > vmax[ix] ? cam[iy * w + ix] : vmax[ix];
+    for (int32_t ox = 0; ox < wo; ox++) {
+        const int32_t x0 = ox * sw - pw, xa = x0 < 0 ? 0 : x0, xb = x0 + kw > w ? w : x0 + kw;
+        float m = 0.0f;
+        for (int32_t ix = xa; ix < xb; ix++) m = vmax[ix] > m ? vmax[ix] : m;
+        srow[ox] = m > 0.0f ? m : 1.0f;
+    }
+}
+
 /* Output pixels per output stage call: a multiple of both block heights (12 and 6). */
 #define SUPER_ROWS 48
 
-/* The conv through the DAC, the crossbar and the output stage in one pass:
- * x [nb, h, w, c] (NHWC), inv [nb, ho, wo] each patch's 1 / (s * step), w_packed [kh * kw * c, coutp]
- * (the crossbar's normalised weights in the patch matrix's row order, columns zero-padded to coutp, a
- * multiple of 8), out [nb, ho, wo, cout]. Blocks of output pixels: their patch rows' DAC levels in a small
- * buffer, the product in registers, then (every SUPER_ROWS pixels) the output stage with the arguments of
- * output_stage and noise from one vectorised stream seeded by seed, drawn in out's order. Returns 0, or -1
- * if its buffers could not be allocated. */
-AVX2_FMA int dac_conv(const float *x, const float *inv, const float *w_packed, float *out, int32_t nb, int32_t h,
-                      int32_t w, int32_t c, int32_t ho, int32_t wo, int32_t kh, int32_t kw, int32_t sh, int32_t sw,
-                      int32_t ph, int32_t pw, float half, int32_t clip_in, int32_t cout, int32_t coutp,
-                      float gain, const float *row_scale, float noise_sd, uint64_t seed, int32_t adc, int32_t clip,
-                      float lo, float hi) {
-    const int32_t k = kh * kw * c, nvec = coutp / 8;
+typedef struct { /* a layer call's shapes and converter settings */
+    int32_t h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, cout, coutp, clip_in, adc, clip;
+    float in_step, half, gain, out_scale, noise_sd, lo, hi;
+} conv_args_t;
+
+/* One group of nb images (x [nb, h, w, c] -> out [nb, ho, wo, cout]) with noise from r; buffers as in dac_conv. */
+AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const float *w_packed, float *out,
+                                    int32_t nb, rng4_t *r, float *a, float *tile, float *nbuf, float *cam,
+                                    float *vmax, float *srow, float *row_scale) {
+    const int32_t h = A->h, w = A->w, c = A->c, ho = A->ho, wo = A->wo, cout = A->cout, coutp = A->coutp;
+    const int32_t k = A->kh * A->kw * c, nvec = coutp / 8;
     const int mr = nvec == 1 ? 12 : 6; /* 12 accumulators: 12 x 1 or 6 x 2 vectors (6 x 1 for an odd last one) */
     const int64_t npos = (int64_t)nb * ho * wo;
-    float *a = malloc(sizeof(float) * mr * k), *tile = malloc(sizeof(float) * mr * coutp);
-    float *nbuf = malloc(sizeof(float) * (SUPER_ROWS * cout + 16));
-    if (a == NULL || tile == NULL || nbuf == NULL) { free(a); free(tile); free(nbuf); return -1; }
-    rng4_t r;
-    rng4_seed(&r, seed);
+    for (int64_t p = 0; p < (int64_t)nb * h * w; p++) cam[p] = abs_max_run(x + p * c, c);
     int32_t n = 0, oy = 0, ox = 0; /* the next patch's image and output pixel */
     for (int64_t p0 = 0; p0 < npos; p0 += mr) {
         for (int m = 0; m < mr; m++) {
             if (p0 + m >= npos) { memset(a + (int64_t)m * k, 0, sizeof(float) * k); continue; }
-            dac_row(x + (int64_t)n * h * w * c, inv[p0 + m], a + (int64_t)m * k, oy, ox, h, w, c, kh, kw, sh, sw,
-                    ph, pw, half, clip_in);
+            if (ox == 0)
+                patch_scales(cam + (int64_t)n * h * w, vmax, srow, oy, h, w, wo, A->kh, A->kw, A->sh, A->sw, A->ph,
+                             A->pw);
+            const float s = srow[ox];
+            row_scale[(p0 + m) % SUPER_ROWS] = s * A->out_scale;
+            dac_row(x + (int64_t)n * h * w * c, 1.0f / (s * A->in_step), a + (int64_t)m * k, oy, ox, h, w, c, A->kh,
+                    A->kw, A->sh, A->sw, A->ph, A->pw, A->half, A->clip_in);
             if (++ox == wo) { ox = 0; if (++oy == ho) { oy = 0; n++; } }
         }
         for (int32_t g = 0; g < nvec; g += 2) { /* two vectors (16 output columns) at a time */
@@ -437,14 +467,50 @@ AVX2_FMA int dac_conv(const float *x, const float *inv, const float *w_packed, f
         const int64_t done = p0 + rows;
         if (done % SUPER_ROWS == 0 || done == npos) {
             const int64_t first = (done - 1) / SUPER_ROWS * SUPER_ROWS;
-            output_stage_avx2(out + first * cout, (int32_t)(done - first), cout, gain, row_scale + first, noise_sd,
-                              &r, nbuf, adc, clip, lo, hi);
+            output_stage_avx2(out + first * cout, (int32_t)(done - first), cout, A->gain, row_scale, A->noise_sd, r,
+                              nbuf, A->adc, A->clip, A->lo, A->hi);
         }
+    }
+}
+
+/* The conv of an abs-max DAC, the crossbar and the output stage in one pass, for the groups g0 .. g1-1 of
+ * group_images images each: x [nb, h, w, c] (NHWC), w_packed [kh * kw * c, coutp] (the crossbar's
+ * normalised weights in the patch matrix's row order (i, j, ch), columns zero-padded to coutp, a multiple
+ * of 8), out [nb, ho, wo, cout]. Per output pixel: s = abs-max of its patch (1 if all zero), DAC levels
+ * round(x / (s * in_step)) (clipped to +-half if clip_in), built for a few pixels at a time in a small buffer;
+ * the product in registers; then, every SUPER_ROWS pixels, output_stage's steps with gain, noise_sd, adc,
+ * clip to [lo, hi] and the row scale s * out_scale. Each group's noise: one vectorised stream seeded by
+ * seed + g * 0x9E3779B97F4A7C15, drawn in out's order. Returns 0, or -1 if its buffers could not be
+ * allocated. */
+AVX2_FMA int dac_conv(const float *x, const float *w_packed, float *out, int32_t nb, int32_t h, int32_t w,
+                      int32_t c, int32_t ho, int32_t wo, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t ph,
+                      int32_t pw, float in_step, float half, int32_t clip_in, int32_t cout, int32_t coutp, float gain,
+                      float out_scale, float noise_sd, uint64_t seed, int32_t group_images, int32_t g0, int32_t g1,
+                      int32_t adc, int32_t clip, float lo, float hi) {
+    const conv_args_t A = {h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, cout, coutp, clip_in, adc, clip,
+                           in_step, half, gain, out_scale, noise_sd, lo, hi};
+    const int32_t k = kh * kw * c;
+    float *a = malloc(sizeof(float) * 12 * k), *tile = malloc(sizeof(float) * 12 * coutp);
+    float *nbuf = malloc(sizeof(float) * (SUPER_ROWS * cout + 16)), *row_scale = malloc(sizeof(float) * SUPER_ROWS);
+    float *cam = malloc(sizeof(float) * group_images * h * w), *vmax = malloc(sizeof(float) * w);
+    float *srow = malloc(sizeof(float) * wo);
+    int rc = 0;
+    if (!a || !tile || !nbuf || !row_scale || !cam || !vmax || !srow) rc = -1;
+    for (int32_t g = g0; g < g1 && rc == 0; g++) {
+        const int32_t b0 = g * group_images, b1 = b0 + group_images < nb ? b0 + group_images : nb;
+        rng4_t r;
+        rng4_seed(&r, seed + (uint64_t)g * 0x9E3779B97F4A7C15ULL);
+        dac_conv_group(&A, x + (int64_t)b0 * h * w * c, w_packed, out + (int64_t)b0 * ho * wo * cout, b1 - b0, &r,
+                       a, tile, nbuf, cam, vmax, srow, row_scale);
     }
     free(a);
     free(tile);
     free(nbuf);
-    return 0;
+    free(row_scale);
+    free(cam);
+    free(vmax);
+    free(srow);
+    return rc;
 }
 #else
 int dac_conv_available(void) { return 0; }

@@ -89,8 +89,8 @@ def _load():
     lib.dac_conv_available.argtypes, lib.dac_conv_available.restype = [], ctypes.c_int
     lib.has_dac_conv = bool(lib.dac_conv_available())
     if lib.has_dac_conv:
-        lib.dac_conv.argtypes = [p, p, p, p] + [i32] * 12 + [f32, i32, i32, i32, f32, p, f32, u64, i32, i32, f32,
-                                                              f32]
+        lib.dac_conv.argtypes = [p, p, p] + [i32] * 12 + [f32, f32, i32, i32, i32, f32, f32, f32, u64, i32, i32, i32,
+                                                           i32, i32, f32, f32]
         lib.normal_fill_avx2.argtypes, lib.normal_fill_avx2.restype = [p, i64, u64], None
         lib.dac_conv.restype = ctypes.c_int
     lib.init()
@@ -183,43 +183,43 @@ def _map_threads(fn, items: list) -> None:
     list(_pool.map(fn, items))  # list(): re-raises a worker's exception here
 
 
-def dac_conv(x_nhwc: torch.Tensor, inv: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: tuple,
-             padding: tuple, half: int, clip_in: bool, gain: float, row_scale: torch.Tensor, noise_sd: float,
-             seed: int, adc: bool, clip: tuple[float, float] | None) -> torch.Tensor:
-    """The conv of ``x_nhwc`` ``[n, H, W, C]`` through the DAC, the crossbar ``w_mat`` ``[kh*kw*C, Cout]`` (rows
-    in the patch matrix's (i, j, c) order) and the output stage, in one pass: ``[n, Ho, Wo, Cout]``.
+def dac_conv(x_nhwc: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: tuple, padding: tuple,
+             in_step: float, half: int, clip_in: bool, gain: float, out_scale: float, noise_sd: float, seed: int,
+             adc: bool, clip: tuple[float, float] | None) -> torch.Tensor:
+    """The conv of ``x_nhwc`` ``[n, H, W, C]`` through an abs-max DAC, the crossbar ``w_mat`` ``[kh*kw*C, Cout]``
+    (rows in the patch matrix's (i, j, c) order) and the output stage, in one pass: ``[n, Ho, Wo, Cout]``.
 
-    Block by block of output pixels, their patches' DAC levels (as :func:`dac_patches`) are built in a
-    small buffer and multiplied with the weights in registers (AVX2 and FMA; the sums' rounding differs
-    from ``torch.mm``'s in the last bits), then the output stage (as :func:`output_stage_`, with
-    ``gain``, ``row_scale`` one per output pixel, ``noise_sd``, ``adc`` and ``clip``) runs on them.
-    ``inv`` ``[n, Ho, Wo]``: each patch's ``1 / (s * step)``. Groups of :data:`IMAGES_PER_GROUP` images
-    run in parallel on torch's threads, each with its noise stream seeded by ``seed`` and its index.
+    Per output pixel: its patch's abs-max ``s`` (1 if all zero), the DAC levels ``round(x / (s * in_step))``
+    (clipped to ``+-half`` if ``clip_in``), the product with the weights in registers (AVX2 and FMA; the
+    sums' rounding differs from ``torch.mm``'s in the last bits), then the steps of :func:`output_stage_`
+    with ``gain``, ``noise_sd``, ``adc``, ``clip`` and the row scale ``s * out_scale``. Groups of
+    :data:`IMAGES_PER_GROUP` images run in parallel on torch's threads, each with its noise stream
+    seeded by ``seed`` and its index.
     """
-    for t, name in ((x_nhwc, "x"), (inv, "inv"), (row_scale, "row_scale")):
-        _f32_contiguous(t, name)
+    _f32_contiguous(x_nhwc, "x")
     n, h, w, c = x_nhwc.shape
-    ho, wo = inv.shape[1:]
     k, cout = w_mat.shape
-    if k != kernel[0] * kernel[1] * c or inv.shape[0] != n or row_scale.numel() != n * ho * wo:
-        raise ValueError("dac_conv: shapes of x, inv, w_mat and row_scale do not match")
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    if k != kh * kw * c:
+        raise ValueError(f"dac_conv: w_mat has {k} rows, the patches of x have {kh * kw * c} values")
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     coutp = -(-cout // 8) * 8
     w_packed = torch.zeros(k, coutp)
     w_packed[:, :cout] = w_mat
     out = torch.empty(n, ho, wo, cout)
     lo, hi = clip if clip is not None else (0.0, 0.0)
+    groups = -(-n // IMAGES_PER_GROUP)
+    threads = max(1, min(torch.get_num_threads(), groups))
     failed = []
 
-    def run_group(g: int) -> None:
-        b0, b1 = g * IMAGES_PER_GROUP, min(n, (g + 1) * IMAGES_PER_GROUP)
-        group_seed = (seed + g * 0x9E3779B97F4A7C15) % 2 ** 64  # mixed further by splitmix64 in C
-        rc = lib().dac_conv(_ptr(x_nhwc[b0]), _ptr(inv[b0]), _ptr(w_packed), _ptr(out[b0]), b1 - b0, h, w, c, ho, wo,
-                            *kernel, *stride, *padding, float(half), int(clip_in), cout, coutp, float(gain),
-                            _ptr(row_scale[b0 * ho * wo:]), float(noise_sd), group_seed, int(adc),
-                            int(clip is not None), float(lo), float(hi))
+    def run(t: int) -> None:  # thread t: a contiguous share of the groups
+        rc = lib().dac_conv(_ptr(x_nhwc), _ptr(w_packed), _ptr(out), n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw,
+                            float(in_step), float(half), int(clip_in), cout, coutp, float(gain), float(out_scale),
+                            float(noise_sd), seed, IMAGES_PER_GROUP, t * groups // threads,
+                            (t + 1) * groups // threads, int(adc), int(clip is not None), float(lo), float(hi))
         if rc != 0:
-            failed.append(g)
-    _map_threads(run_group, list(range(-(-n // IMAGES_PER_GROUP))))
+            failed.append(t)
+    _map_threads(run, list(range(threads)))
     if failed:
         raise MemoryError("dac_conv: could not allocate its buffers")
     return out
