@@ -361,35 +361,29 @@ AVX2_FMA void normal_fill_avx2(float *out, int64_t n, uint64_t seed) {
     }
 MVM(12, 1) MVM(6, 2) MVM(6, 1)
 
-/* The output stage on rows [rows, cols] of y (see output_stage), with noise from the vectorised generator r
- * (nbuf: room for rows * cols + 16 draws). */
-AVX2_FMA static void output_stage_avx2(float *y, int32_t rows, int32_t cols, float gain, const float *row_scale,
-                                       float noise_sd, rng4_t *r, float *nbuf, int32_t adc, int32_t clip, float lo,
-                                       float hi) {
-    const int64_t n = (int64_t)rows * cols;
-    if (noise_sd > 0.0f)
-        for (int64_t i = 0; i < n; i += 16) normal16(r, nbuf + i);
+/* The output stage (see output_stage) from the crossbar outputs src [rows, ld] (ld: cols rounded up to a
+ * multiple of 8, zero-padded) into dst [rows, cols], with noise_sd times the draws z [rows * cols] in
+ * dst's order (z readable up to 8 values past its end). */
+AVX2_FMA static void output_rows_avx2(const float *src, int32_t ld, float *dst, int32_t rows, int32_t cols,
+                                      float gain, const float *row_scale, float noise_sd, const float *z,
+                                      int32_t adc, int32_t clip, float lo, float hi) {
     const __m256 g = _mm256_set1_ps(gain), sd = _mm256_set1_ps(noise_sd);
     const __m256 lov = _mm256_set1_ps(lo), hiv = _mm256_set1_ps(hi);
+    const int32_t tail = cols % 8;
+    const __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     for (int32_t i = 0; i < rows; i++) {
-        float *v = y + (int64_t)i * cols;
-        const float *z = nbuf + (int64_t)i * cols;
-        const float sc = row_scale[i];
-        const __m256 scv = _mm256_set1_ps(sc);
-        int32_t q = 0;
-        for (; q + 8 <= cols; q += 8) {
+        const float *v = src + (int64_t)i * ld;
+        const float *zi = z + (int64_t)i * cols;
+        float *out = dst + (int64_t)i * cols;
+        const __m256 scv = _mm256_set1_ps(row_scale[i]);
+        for (int32_t q = 0; q < cols; q += 8) {
             __m256 t = _mm256_mul_ps(_mm256_loadu_ps(v + q), g);
-            if (noise_sd > 0.0f) t = _mm256_add_ps(t, _mm256_mul_ps(sd, _mm256_loadu_ps(z + q)));
+            if (noise_sd > 0.0f) t = _mm256_add_ps(t, _mm256_mul_ps(sd, _mm256_loadu_ps(zi + q)));
             if (adc) t = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             if (clip) t = _mm256_min_ps(_mm256_max_ps(t, lov), hiv);
-            _mm256_storeu_ps(v + q, _mm256_mul_ps(t, scv));
-        }
-        for (; q < cols; q++) {
-            float t = v[q] * gain;
-            if (noise_sd > 0.0f) t = t + noise_sd * z[q];
-            if (adc) t = round_half_even(t);
-            if (clip) t = t < lo ? lo : (t > hi ? hi : t);
-            v[q] = t * sc;
+            t = _mm256_mul_ps(t, scv);
+            if (q + 8 <= cols) _mm256_storeu_ps(out + q, t);
+            else _mm256_maskstore_ps(out + q, tail_mask, t);
         }
     }
 }
@@ -425,9 +419,6 @@ static void patch_scales(const float *cam, float *vmax, float *srow, int32_t oy,
     }
 }
 
-/* Output pixels per output stage call: a multiple of both block heights (12 and 6). */
-#define SUPER_ROWS 48
-
 typedef struct { /* a layer call's shapes and converter settings */
     int32_t h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, cout, coutp, clip_in, adc, clip;
     float in_step, half, gain, out_scale, noise_sd, lo, hi;
@@ -450,7 +441,7 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
                 patch_scales(cam + (int64_t)n * h * w, vmax, srow, oy, h, w, wo, A->kh, A->kw, A->sh, A->sw, A->ph,
                              A->pw);
             const float s = srow[ox];
-            row_scale[(p0 + m) % SUPER_ROWS] = s * A->out_scale;
+            row_scale[m] = s * A->out_scale;
             dac_row(x + (int64_t)n * h * w * c, 1.0f / (s * A->in_step), a + (int64_t)m * k, oy, ox, h, w, c, A->kh,
                     A->kw, A->sh, A->sw, A->ph, A->pw, A->half, A->clip_in);
             if (++ox == wo) { ox = 0; if (++oy == ho) { oy = 0; n++; } }
@@ -463,13 +454,10 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
             else mvm_6_1(a, k, b, coutp, t, coutp);
         }
         const int rows = npos - p0 < mr ? (int)(npos - p0) : mr;
-        for (int m = 0; m < rows; m++) memcpy(out + (p0 + m) * cout, tile + m * coutp, sizeof(float) * cout);
-        const int64_t done = p0 + rows;
-        if (done % SUPER_ROWS == 0 || done == npos) {
-            const int64_t first = (done - 1) / SUPER_ROWS * SUPER_ROWS;
-            output_stage_avx2(out + first * cout, (int32_t)(done - first), cout, A->gain, row_scale, A->noise_sd, r,
-                              nbuf, A->adc, A->clip, A->lo, A->hi);
-        }
+        if (A->noise_sd > 0.0f)
+            for (int32_t i = 0; i < rows * cout; i += 16) normal16(r, nbuf + i);
+        output_rows_avx2(tile, coutp, out + p0 * cout, rows, cout, A->gain, row_scale, A->noise_sd, nbuf, A->adc,
+                         A->clip, A->lo, A->hi);
     }
 }
 
@@ -477,10 +465,11 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
  * group_images images each: x [nb, h, w, c] (NHWC), w_packed [kh * kw * c, coutp] (the crossbar's
  * normalised weights in the patch matrix's row order (i, j, ch), columns zero-padded to coutp, a multiple
  * of 8), out [nb, ho, wo, cout]. Per output pixel: s = abs-max of its patch (1 if all zero), DAC levels
- * round(x / (s * in_step)) (clipped to +-half if clip_in), built for a few pixels at a time in a small buffer;
- * the product in registers; then, every SUPER_ROWS pixels, output_stage's steps with gain, noise_sd, adc,
- * clip to [lo, hi] and the row scale s * out_scale. Each group's noise: one vectorised stream seeded by
- * seed + g * 0x9E3779B97F4A7C15, drawn in out's order. Returns 0, or -1 if its buffers could not be
+ * round(x / (s * in_step)) (clipped to +-half if clip_in), built for a block of 6 (or 12) pixels at a time in
+ * a small buffer; the product in registers; then output_stage's steps with gain, noise_sd, adc, clip to
+ * [lo, hi] and the row scale s * out_scale, from the block's products straight into out. Each group's noise:
+ * one vectorised stream seeded by seed + g * 0x9E3779B97F4A7C15, drawn block by block in out's order (16
+ * at a time: the rest of a block's last 16 is not used). Returns 0, or -1 if its buffers could not be
  * allocated. */
 AVX2_FMA int dac_conv(const float *x, const float *w_packed, float *out, int32_t nb, int32_t h, int32_t w,
                       int32_t c, int32_t ho, int32_t wo, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t ph,
@@ -491,7 +480,7 @@ AVX2_FMA int dac_conv(const float *x, const float *w_packed, float *out, int32_t
                            in_step, half, gain, out_scale, noise_sd, lo, hi};
     const int32_t k = kh * kw * c;
     float *a = malloc(sizeof(float) * 12 * k), *tile = malloc(sizeof(float) * 12 * coutp);
-    float *nbuf = malloc(sizeof(float) * (SUPER_ROWS * cout + 16)), *row_scale = malloc(sizeof(float) * SUPER_ROWS);
+    float *nbuf = malloc(sizeof(float) * (12 * cout + 24)), *row_scale = malloc(sizeof(float) * 12);
     float *cam = malloc(sizeof(float) * group_images * h * w), *vmax = malloc(sizeof(float) * w);
     float *srow = malloc(sizeof(float) * wo);
     int rc = 0;
