@@ -432,14 +432,14 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
     const int32_t k = A->kh * A->kw * c, nvec = coutp / 8;
     const int mr = nvec == 1 ? 12 : 6; /* 12 accumulators: 12 x 1 or 6 x 2 vectors (6 x 1 for an odd last one) */
     const int64_t npos = (int64_t)nb * ho * wo;
-    for (int64_t p = 0; p < (int64_t)nb * h * w; p++) cam[p] = abs_max_run(x + p * c, c);
     int32_t n = 0, oy = 0, ox = 0; /* the next patch's image and output pixel */
     for (int64_t p0 = 0; p0 < npos; p0 += mr) {
         for (int m = 0; m < mr; m++) {
             if (p0 + m >= npos) { memset(a + (int64_t)m * k, 0, sizeof(float) * k); continue; }
+            if (ox == 0 && oy == 0) /* a new image: its channel-wise abs-max, while it moves into the cache */
+                for (int64_t q = 0; q < (int64_t)h * w; q++) cam[q] = abs_max_run(x + ((int64_t)n * h * w + q) * c, c);
             if (ox == 0)
-                patch_scales(cam + (int64_t)n * h * w, vmax, srow, oy, h, w, wo, A->kh, A->kw, A->sh, A->sw, A->ph,
-                             A->pw);
+                patch_scales(cam, vmax, srow, oy, h, w, wo, A->kh, A->kw, A->sh, A->sw, A->ph, A->pw);
             const float s = srow[ox];
             row_scale[m] = s * A->out_scale;
             dac_row(x + (int64_t)n * h * w * c, 1.0f / (s * A->in_step), a + (int64_t)m * k, oy, ox, h, w, c, A->kh,
@@ -481,7 +481,7 @@ AVX2_FMA int dac_conv(const float *x, const float *w_packed, float *out, int32_t
     const int32_t k = kh * kw * c;
     float *a = malloc(sizeof(float) * 12 * k), *tile = malloc(sizeof(float) * 12 * coutp);
     float *nbuf = malloc(sizeof(float) * (12 * cout + 24)), *row_scale = malloc(sizeof(float) * 12);
-    float *cam = malloc(sizeof(float) * group_images * h * w), *vmax = malloc(sizeof(float) * w);
+    float *cam = malloc(sizeof(float) * h * w), *vmax = malloc(sizeof(float) * w);
     float *srow = malloc(sizeof(float) * wo);
     int rc = 0;
     if (!a || !tile || !nbuf || !row_scale || !cam || !vmax || !srow) rc = -1;
