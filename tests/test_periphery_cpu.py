@@ -89,6 +89,20 @@ def test_one_pass_conv_matches_the_pytorch_path_without_noise(one_pass, per, c, 
         assert float((fast != slow).double().mean()) <= 2e-3
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(1, 1, 0), (1, 2, 0), (5, 2, 2), (3, 1, 0)])
+def test_one_pass_conv_handles_other_kernels(one_pass, kernel, stride, padding, monkeypatch):
+    g = torch.Generator().manual_seed(3)
+    conv = torch.nn.Conv2d(12, 20, kernel, stride, padding, bias=False)
+    x = torch.randn(3, 12, 10, 9, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(20, 12, kernel, kernel, generator=g) * 0.2
+    per = Periphery(inp_bits=8)
+    fast = analog_conv2d(x, w, conv, per, digital_scale=1.3)
+    monkeypatch.setattr(P, "COMPILED", False)
+    slow = analog_conv2d(x, w, conv, per, digital_scale=1.3)
+    assert fast.shape == slow.shape == (3, 20) + P._out_hw(x, conv)
+    assert torch.allclose(fast, slow, rtol=0, atol=1e-5 * float(slow.abs().max()))
+
+
 def test_one_pass_conv_noise_has_its_std_and_follows_the_generator(one_pass):
     conv, x, w = _conv_case(c=16, cout=28, n=8)
     clean = analog_conv2d(x, w, conv, Periphery(inp_bits=8), digital_scale=1.0)
