@@ -209,12 +209,16 @@ int dac_conv_available(void) {
 AVX2_FMA static inline void dac_run(const float *src, float *dst, int32_t len, float s, float half, int32_t clip_in) {
     const __m256 sv = _mm256_set1_ps(s), lo = _mm256_set1_ps(-half), hi = _mm256_set1_ps(half);
     int32_t q = 0;
-    for (; q + 8 <= len; q += 8) {
-        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(src + q), sv),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        if (clip_in) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-        _mm256_storeu_ps(dst + q, v);
-    }
+    if (clip_in)
+        for (; q + 8 <= len; q += 8) {
+            const __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(src + q), sv),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_storeu_ps(dst + q, _mm256_min_ps(_mm256_max_ps(v, lo), hi));
+        }
+    else
+        for (; q + 8 <= len; q += 8)
+            _mm256_storeu_ps(dst + q, _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(src + q), sv),
+                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     for (; q < len; q++) {
         const float v = round_half_even(src[q] * s);
         dst[q] = clip_in ? (v < -half ? -half : (v > half ? half : v)) : v;

@@ -178,9 +178,14 @@ def _map_threads(fn, items: list) -> None:
         for item in items:
             fn(item)
         return
-    if _pool is None or _pool._max_workers < threads:
-        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aimc-periphery")
-    list(_pool.map(fn, items))  # list(): re-raises a worker's exception here
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="aimc-periphery")
+    shares = [items[t::threads] for t in range(threads)]
+    others = [_pool.submit(lambda share=share: [fn(item) for item in share]) for share in shares[1:]]
+    for item in shares[0]:  # the calling thread takes the first share
+        fn(item)
+    for f in others:
+        f.result()  # re-raises a worker's exception here
 
 
 def dac_conv(x_nhwc: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: tuple, padding: tuple,
