@@ -234,11 +234,11 @@ AVX2_FMA static void dac_row(const float *x_n, float s, float *dst, int32_t oy, 
     for (int32_t i = 0; i < kh; i++, dst += kw * c) {
         const int32_t iy = oy * sh - ph + i;
         if (iy < 0 || iy >= h) { memset(dst, 0, sizeof(float) * kw * c); continue; }
-        const float *src = x_n + ((int64_t)iy * w + ix0) * c;
-        if (ix0 >= 0 && ix0 + kw <= w) { dac_run(src, dst, kw * c, s, half, clip_in); continue; }
+        const float *row = x_n + (int64_t)iy * w * c;
+        if (ix0 >= 0 && ix0 + kw <= w) { dac_run(row + (int64_t)ix0 * c, dst, kw * c, s, half, clip_in); continue; }
         for (int32_t j = 0; j < kw; j++) {
             if (ix0 + j < 0 || ix0 + j >= w) memset(dst + j * c, 0, sizeof(float) * c);
-            else dac_run(src + j * c, dst + j * c, c, s, half, clip_in);
+            else dac_run(row + (int64_t)(ix0 + j) * c, dst + j * c, c, s, half, clip_in);
         }
     }
 }
