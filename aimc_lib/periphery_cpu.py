@@ -7,7 +7,7 @@ CPU generator needs 5-7 ns per Gaussian value. Two compiled paths replace them:
   every x86 CPU since 2013): for a few output pixels at a time, their patches' DAC levels go into a
   buffer in the L1 cache, a register-blocked product with the crossbar's weights (explicit AVX2
   FMA instructions) gives their crossbar outputs, and the output stage (gain, noise, ADC, rescaling)
-  runs on each 48 pixels' outputs before they leave the cache. No patch matrix is written to memory.
+  writes them to the output from there. No patch matrix is written to memory.
   Groups of 8 images run in parallel on torch's threads. Its noise is a vectorised generator:
   xoshiro256** (Blackman and Vigna) on four 64-bit lanes, turned into Gaussians by Box-Muller with
   polynomial log, sin and cos (Cephes' single-precision ones); one stream per group of images, seeded
@@ -162,28 +162,21 @@ def has_dac_conv() -> bool:
     return lib() is not None and lib().has_dac_conv
 
 
-#: Images per call of the compiled one-pass conv. Each group of images has its own noise stream
-#: (keyed by the layer call's seed and the group's index), and groups run on torch's threads, so the
-#: noise does not depend on the number of threads.
+#: Images per group of the compiled one-pass conv. Each group has its own noise stream (keyed by the
+#: layer call's seed and the group's index), and the groups are shared out among torch's threads, so
+#: the noise does not depend on the number of threads.
 IMAGES_PER_GROUP = 8
 
 _pool: ThreadPoolExecutor | None = None
 
 
-def _map_threads(fn, items: list) -> None:
-    """``fn`` over ``items`` on ``torch.get_num_threads()`` threads (ctypes releases the GIL in C)."""
+def _run_on_threads(fn, threads: int) -> None:
+    """``fn(0)`` in the calling thread and ``fn(1)`` .. ``fn(threads - 1)`` on a pool (ctypes releases the GIL)."""
     global _pool
-    threads = min(torch.get_num_threads(), len(items))
-    if threads <= 1:
-        for item in items:
-            fn(item)
-        return
-    if _pool is None or _pool._max_workers < threads - 1:
+    if threads > 1 and (_pool is None or _pool._max_workers < threads - 1):
         _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="aimc-periphery")
-    shares = [items[t::threads] for t in range(threads)]
-    others = [_pool.submit(lambda share=share: [fn(item) for item in share]) for share in shares[1:]]
-    for item in shares[0]:  # the calling thread takes the first share
-        fn(item)
+    others = [_pool.submit(fn, t) for t in range(1, threads)]
+    fn(0)
     for f in others:
         f.result()  # re-raises a worker's exception here
 
@@ -224,7 +217,7 @@ def dac_conv(x_nhwc: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: t
                             (t + 1) * groups // threads, int(adc), int(clip is not None), float(lo), float(hi))
         if rc != 0:
             failed.append(t)
-    _map_threads(run, list(range(threads)))
+    _run_on_threads(run, threads)
     if failed:
         raise MemoryError("dac_conv: could not allocate its buffers")
     return out
