@@ -38,8 +38,8 @@ x86-64 CPU with AVX2 runs the whole DAC conv as one compiled pass without a patc
 output pixels at a time: their DAC levels, the product in registers, the output stage); other CPUs
 run the abs-max, the DAC and the output stage as compiled loops around PyTorch's matrix product
 (bit-identical to the PyTorch path without noise). On a GPU one fused Triton kernel
-(:mod:`aimc_lib.periphery_triton`) does the DAC, the product and the output stage without a patch
-matrix. All draw their own noise (the same distribution, tested). With an ideal DAC
+(:mod:`aimc_lib.periphery_triton`) does the patch scales, the DAC, the product and the output
+stage without a patch matrix. All draw their own noise (the same distribution, tested). With an ideal DAC
 (``n_in=None``) or a fixed input range (``noise_management="none"``: every input is quantised
 once, whatever its patch) nothing is unfolded.
 
@@ -325,31 +325,23 @@ def _use_triton(x: torch.Tensor, w4d: torch.Tensor, per: Periphery) -> bool:
     from . import periphery_triton  # imported on first use: Triton is only needed on a GPU
     return (periphery_triton.available and x.dtype == torch.float32
             and torch.cuda.get_device_capability(x.device)[0] >= 8  # TF32 tensor cores (Ampere or newer)
-            and x.shape[1] <= 64 and w4d.shape[0] <= 128  # one program holds all channels
-            and per.inp_bits <= 22 and (per.out_bits or 0) <= 22)  # its float32 rounding is exact there
+            and x.shape[1] <= periphery_triton.MAX_IN_CHANNELS  # one program holds all channels
+            and w4d.shape[0] <= periphery_triton.MAX_OUT_CHANNELS
+            and per.inp_bits <= periphery_triton.MAX_INPUT_BITS  # DAC levels exact on the tensor cores
+            and (per.out_bits or 0) <= 22)  # its float32 rounding is exact there
 
 
 def _dac_conv(x: torch.Tensor, s: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per: Periphery,
               generator: torch.Generator | None, digital_scale: float) -> torch.Tensor:
     """The conv through an abs-max DAC, channels-last throughout (see :func:`analog_conv2d` for the
-    one-pass compiled path on x86-64 CPUs).
+    one-pass compiled paths: a fused Triton kernel on a GPU, C on x86-64 CPUs).
 
     Chunk by chunk of images: each kernel offset's strided view of the padded input is scaled by its patches'
     ``1 / (s * step)`` into one block of the patch matrix and rounded to the DAC's levels; one
     matrix product (the same multiply-adds as the conv) gives the crossbar outputs of every
     patch; the output stage (noise, ADC, rescaling) runs on them while they are in the cache.
-    On a GPU with Triton, one fused kernel does all of it without a patch matrix
-    (:mod:`aimc_lib.periphery_triton`).
     """
     in_step = per.inp_bound / _half_levels(per.inp_bits)
-    if _use_triton(x, w4d, per):
-        from .periphery_triton import dac_conv
-        out_half = _half_levels(per.out_bits) if per.out_bits is not None else None
-        return dac_conv(
-            x, s, w4d, conv.stride, conv.padding, in_step=in_step, in_half=_half_levels(per.inp_bits),
-            clamp_in=per.inp_bound < 1.0, out_step=_out_step(per),
-            out_noise=per.out_noise, out_half=out_half, out_bound=per.out_bound, digital_scale=digital_scale,
-            generator=generator)
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
     n, c = x.shape[:2]
     ho, wo = s.shape[-2:]
@@ -398,6 +390,9 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
         raise ValueError("analog_conv2d supports plain convolutions (groups=1, dilation=1, zero padding)")
     if per.inp_bits is not None and per.noise_management == "abs_max":
+        if _use_triton(x, w4d_norm, per):  # scales, DAC, product and output stage in one GPU kernel
+            from .periphery_triton import dac_conv
+            return dac_conv(x, w4d_norm, conv.stride, conv.padding, per, digital_scale, generator)
         c_lib = _c_lib(x)
         if c_lib is not None and c_lib.has_dac_conv:
             return _one_pass_dac_conv(x, w4d_norm, conv, per, generator, digital_scale)

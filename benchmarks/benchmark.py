@@ -17,7 +17,7 @@
 Each variant is timed several times, interleaved, and the median is reported: compare the
 ratios, not absolute numbers across machines. On a GPU every variant runs in strict float32 (no
 TF32, as the library's GPU results), so the ratios compare the same arithmetic. Usage:
-``python benchmarks/benchmark.py [--quick] [--threads N] [--device cuda] [--out benchmarks/results/latest.json]``
+``python benchmarks/benchmark.py [--quick] [--threads N] [--device cuda] [--step-images test] [--out FILE]``
 """
 from __future__ import annotations
 
@@ -71,6 +71,13 @@ def triton_available() -> bool:
     return periphery_triton.available
 
 
+def triton_config() -> dict:
+    """The fused GPU kernel's launch settings, as run."""
+    from aimc_lib import periphery_triton as t
+    return {"block_m": t.BLOCK_M, "num_warps": t.NUM_WARPS, "input_precision": t.INPUT_PRECISION,
+            "triton": __import__("triton").__version__}
+
+
 def compiled_cpu_path() -> str:
     if periphery_cpu.lib() is None:
         return "no C compiler: PyTorch path"
@@ -84,11 +91,14 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="timings per variant (median reported)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the ratios are what to compare)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
+    ap.add_argument("--step-images", choices=["train", "test"], default="train",
+                    help="split whose first images feed the training-step timings (test: where only the "
+                         "test set is at hand, e.g. a machine the training set cannot be copied to)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     test = load_cifar10("test")
-    train = load_cifar10("train")
+    train = load_cifar10("train") if a.step_images == "train" else test
     if a.quick:
         test = test.subset(1000)
     dev = torch.device(a.device)
@@ -168,12 +178,13 @@ def main(argv=None):
         "periphery_inference_over_fp32": med(per_inf_t) / med(fp32_t),
         "periphery_path": periphery_path,
         **({"periphery_inference_torch_path_over_fp32": med(per_torch_t) / med(fp32_t)} if per_torch_t else {}),
+        **({"triton_kernel": triton_config()} if periphery_path == "fused Triton kernel" else {}),
         "output_noise_draws_over_fp32": med(noise_t) / med(fp32_t),
         "output_noise_draws_per_image": sum(outputs),
         "noise_aware_step_over_fp32": med(noisy_step) / med(fp32_step),
         "fp32_train_images_per_s": 128 * steps / med(fp32_step),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "test_images": len(test), "repeats": a.repeats, "threads": torch.get_num_threads(),
+        "test_images": len(test), "step_images": a.step_images, "repeats": a.repeats, "threads": torch.get_num_threads(),
         **provenance(dev), "processor": platform.processor(),
         "raw_seconds": {"fp32_inference": fp32_t, "pcm_eval": pcm_t, "periphery_eval": per_t,
                         "periphery_inference": per_inf_t, "periphery_inference_torch_path": per_torch_t,
