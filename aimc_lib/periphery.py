@@ -399,7 +399,7 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     if per.noise_management == "abs_max":
         s = _nonzero_scale(_patch_abs_max(x, conv))
     else:
-        s = torch.ones((x.shape[0], 1) + _out_hw(x, conv), dtype=x.dtype, device=x.device)
+        s = torch.ones((x.shape[0], 1) + conv_output_hw(*x.shape[2:], conv.kernel_size, conv.stride, conv.padding), dtype=x.dtype, device=x.device)
     if per.inp_bits is None:
         y_raw = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding)
         return _output_stage_(y_raw, 1.0 / s, s, per, generator, digital_scale)
@@ -425,8 +425,9 @@ def _one_pass_dac_conv(x: torch.Tensor, w4d: torch.Tensor, conv: nn.Conv2d, per:
     return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
 
 
-def _out_hw(x: torch.Tensor, conv: nn.Conv2d) -> tuple[int, int]:
-    return tuple((x.shape[d + 2] + 2 * conv.padding[d] - conv.kernel_size[d]) // conv.stride[d] + 1 for d in (0, 1))
+def conv_output_hw(h: int, w: int, kernel: tuple, stride: tuple, padding: tuple) -> tuple[int, int]:
+    """Height and width of a convolution's output (zero padding, no dilation), for every path."""
+    return ((h + 2 * padding[0] - kernel[0]) // stride[0] + 1, (w + 2 * padding[1] - kernel[1]) // stride[1] + 1)
 
 
 def one_hot_readout(w_norm: torch.Tensor, per: Periphery, generator: torch.Generator | None = None) -> float:

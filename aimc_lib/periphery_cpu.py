@@ -200,7 +200,8 @@ def dac_conv(x_nhwc: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: t
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     if k != kh * kw * c:
         raise ValueError(f"dac_conv: w_mat has {k} rows, the patches of x have {kh * kw * c} values")
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    from .periphery import conv_output_hw
+    ho, wo = conv_output_hw(h, w, kernel, stride, padding)
     coutp = -(-cout // 8) * 8
     w_packed = torch.zeros(k, coutp)
     w_packed[:, :cout] = w_mat

@@ -15,8 +15,9 @@ Output noise comes from Triton's counter-based generator (Philox), keyed by one 
 the layer's ``torch.Generator`` per call and by each output's position in the batch, so a given
 generator state gives the same noise on every run (not the same draws as the PyTorch path: the
 same distribution). The seed stays on the GPU (the kernel reads it), so a call never waits for
-the GPU. Without noise the two paths agree up to the order of the float additions (an output on
-an ADC rounding boundary can land one level apart).
+the GPU. Without noise the two paths agree up to the order of the float additions and the
+weights' last two bits (``INPUT_PRECISION``; tested output by output against that bound); an
+output on an ADC rounding boundary can land one level apart.
 
 Used for CUDA tensors when Triton is installed (it ships with PyTorch on Linux); the tests also
 run it on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``).
@@ -129,7 +130,7 @@ def dac_conv(x: torch.Tensor, w4d: torch.Tensor, stride: tuple, padding: tuple, 
     normalised weights. Returns ``[N, Cout, Ho, Wo]`` in channels-last memory, as the PyTorch path
     (``periphery._dac_conv`` on ``periphery._patch_abs_max``).
     """
-    from .periphery import _c_output_stage, _half_levels, _out_step
+    from .periphery import _c_output_stage, _half_levels, _out_step, conv_output_hw
     n, c, h, w = x.shape
     cout, _, kh, kw = w4d.shape
     if c > MAX_IN_CHANNELS or cout > MAX_OUT_CHANNELS:
@@ -138,8 +139,7 @@ def dac_conv(x: torch.Tensor, w4d: torch.Tensor, stride: tuple, padding: tuple, 
     if per.inp_bits > MAX_INPUT_BITS:
         raise ValueError(f"dac_conv: DAC levels of {per.inp_bits} bits are not exact in TF32 "
                          f"(at most {MAX_INPUT_BITS} bits)")
-    ho = (h + 2 * padding[0] - kh) // stride[0] + 1
-    wo = (w + 2 * padding[1] - kw) // stride[1] + 1
+    ho, wo = conv_output_hw(h, w, (kh, kw), stride, padding)
     m = n * ho * wo
     if m * cout >= 2 ** 31:
         raise ValueError("dac_conv: batch too large for int32 noise offsets; evaluate in smaller batches")
