@@ -399,7 +399,8 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     if per.noise_management == "abs_max":
         s = _nonzero_scale(_patch_abs_max(x, conv))
     else:
-        s = torch.ones((x.shape[0], 1) + conv_output_hw(*x.shape[2:], conv.kernel_size, conv.stride, conv.padding), dtype=x.dtype, device=x.device)
+        hw = conv_output_hw(*x.shape[2:], conv.kernel_size, conv.stride, conv.padding)
+        s = torch.ones((x.shape[0], 1) + hw, dtype=x.dtype, device=x.device)
     if per.inp_bits is None:
         y_raw = F.conv2d(x, w4d_norm, None, conv.stride, conv.padding)
         return _output_stage_(y_raw, 1.0 / s, s, per, generator, digital_scale)

@@ -36,14 +36,14 @@ except ImportError:  # no Triton (e.g. macOS, Windows): the PyTorch path is used
 BLOCK_M = 64
 #: Warps per program (on an H200, 8 warps ran the test set 3 % faster than 4; 128 rows were slower).
 NUM_WARPS = 8
-#: How the product runs on the tensor cores, at float32 accuracy. "tf32x2": the DAC levels are
-#: integers of at most 11 bits, exact in TF32, so only the weights need splitting; they are split
-#: once per call into a TF32 high part (their top 11 significant bits, exact) and the rest, and
-#: each kernel offset takes two TF32 products (levels x high + levels x rest: the weights to about
-#: 22 bits, the sums in float32). "tf32x3": Triton's own three-pass split of both operands (the
-#: levels' low part is zero), a third more tensor-core work: on an H200 the read chip's test-set
-#: inference took 191 ms with it against 148 ms with "tf32x2" (FP32 inference: 111 ms). "ieee"
-#: (plain float32 FMAs) did not finish compiling the 56-channel layers within 100 s there.
+#: How the product runs on the tensor cores, at float32 accuracy. With "tf32x2" the DAC levels,
+#: integers of at most 11 bits, are exact in TF32, so only the weights need splitting; they are
+#: split once per call into a TF32 high part (their top 11 significant bits, exact) and the rest,
+#: and each kernel offset takes two TF32 products (levels x high + levels x rest, the weights to
+#: about 22 bits, the sums in float32). "tf32x3" is Triton's own three-pass split of both operands
+#: (the levels' low part is zero), a third more tensor-core work; on an H200 the read chip's
+#: test-set inference took 191 ms with it against 148 ms with "tf32x2" (FP32 inference 111 ms).
+#: "ieee" (plain float32 FMAs) did not finish compiling the 56-channel layers within 100 s there.
 INPUT_PRECISION = "tf32x2"
 #: DAC resolutions whose levels (at most ``2**(bits - 1) - 1``) are exact in TF32 (11 significant bits).
 MAX_INPUT_BITS = 12
