@@ -5,10 +5,11 @@ without its patch matrix and without a pass of its own for the scales: each prog
 ``BLOCK_M`` output pixels (rows of the channels-last output) and all output channels. It first
 reads every input pixel its patches need to find each patch's abs-max ``s`` (the DAC's input
 range; 1 for an all-zero patch), then, kernel offset by kernel offset, reads them again (from the
-cache), scales them by ``1 / (s * step)``, rounds them to the DAC's levels (round half to even, as
-``torch.round``) and accumulates their product with the weights on the tensor cores (an implicit GEMM: the same
-multiply-adds as the convolution, at float32 accuracy: see ``INPUT_PRECISION``). The output stage runs on the accumulator before anything is
-written: gain into ADC units, output noise, ADC (round, clip) and the digital rescaling by
+cache), scales them by ``1 / (s * step)``, rounds them to the DAC's levels (round half to even,
+as ``torch.round``) and accumulates their product with the weights on the tensor cores (an
+implicit GEMM: the same multiply-adds as the convolution, at float32 accuracy: see
+``INPUT_PRECISION``). The output stage runs on the accumulator before anything is written:
+gain into ADC units, output noise, ADC (round, clip) and the digital rescaling by
 ``s * step_out * digital_scale``.
 
 Output noise comes from Triton's counter-based generator (Philox), keyed by one seed drawn from
