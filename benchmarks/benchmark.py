@@ -75,7 +75,7 @@ def triton_config() -> dict:
     """The fused GPU kernel's launch settings, as run."""
     from aimc_lib import periphery_triton as t
     return {"block_m": t.BLOCK_M, "num_warps": t.NUM_WARPS, "input_precision": t.INPUT_PRECISION,
-            "triton": __import__("triton").__version__}
+            "triton": t.triton.__version__}
 
 
 def compiled_cpu_path() -> str:

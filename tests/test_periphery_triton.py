@@ -40,8 +40,8 @@ def _case(c, cout, stride, n, hw, seed=0):
     return conv, x, w, s
 
 
-def _fused(kernel, x, s, w, conv, per, digital_scale, seed=None):
-    """The kernel's output for the case (``s``, the PyTorch path's patch scales, is computed in the kernel)."""
+def _fused(kernel, x, w, conv, per, digital_scale, seed=None):
+    """The kernel's output for the case (it computes the patch scales ``s`` itself)."""
     g = torch.Generator(DEVICE).manual_seed(seed) if seed is not None else None
     return kernel.dac_conv(x.to(DEVICE), w.to(DEVICE), conv.stride, conv.padding, per, digital_scale, g).cpu()
 
@@ -59,8 +59,7 @@ def _error_bound(x, s, w, conv, per, digital_scale):
     n, cout = x.shape[0], w.shape[0]
     ho, wo = s.shape[-2:]
     cols = F.unfold(x.contiguous(), conv.kernel_size, padding=conv.padding, stride=conv.stride)  # [N, K, L]
-    levels = torch.round(cols / (s.reshape(n, 1, -1) * in_step))
-    levels = levels.clamp(-P._half_levels(per.inp_bits), P._half_levels(per.inp_bits))
+    levels = P._dac_levels_(cols / (s.reshape(n, 1, -1) * in_step), per)
     w_abs = w.reshape(cout, -1).abs()
     k = w_abs.shape[1]
     magnitude = torch.einsum("nkl,ok->nol", levels.abs().double(), w_abs.double()).reshape(n, cout, ho, wo)
@@ -82,7 +81,7 @@ def test_both_tensor_core_splits_match_the_pytorch_path(kernel, precision, monke
     conv, x, w, s = _case(28, 56, 2, 2, 8, seed=4)
     per = Periphery(inp_bits=12)  # the most levels TF32 holds exactly; no ADC: the error as it is
     ref = P._dac_conv(x, s, w, conv, per, None, 1.0)
-    assert bool(((_fused(kernel, x, s, w, conv, per, 1.0) - ref).abs() <= _error_bound(x, s, w, conv, per, 1.0)).all())
+    assert bool(((_fused(kernel, x, w, conv, per, 1.0) - ref).abs() <= _error_bound(x, s, w, conv, per, 1.0)).all())
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"c{s[0]}-cout{s[1]}-stride{s[2]}")
@@ -92,7 +91,7 @@ def test_both_tensor_core_splits_match_the_pytorch_path(kernel, precision, monke
 def test_fused_kernel_matches_the_pytorch_path_without_noise(kernel, shape, per):
     conv, x, w, s = _case(*shape)
     ref = P._dac_conv(x, s, w, conv, per, None, 1.7)
-    got = _fused(kernel, x, s, w, conv, per, 1.7)
+    got = _fused(kernel, x, w, conv, per, 1.7)
     assert got.shape == ref.shape and got.is_contiguous(memory_format=torch.channels_last)
     close = (got - ref).abs() <= _error_bound(x, s, w, conv, per, 1.7)
     if per.out_bits is None:
@@ -116,7 +115,7 @@ def test_fused_kernel_finds_the_patch_scales_also_for_zero_patches(kernel, kerne
     w = torch.randn(16, 8, kernel_size, kernel_size, generator=g) * 0.2
     per = Periphery(inp_bits=8, out_bits=8, out_bound=10.0)
     ref = P._dac_conv(x, P._nonzero_scale(P._patch_abs_max(x, conv)), w, conv, per, None, 1.0)
-    got = _fused(kernel, x, None, w, conv, per, 1.0)
+    got = _fused(kernel, x, w, conv, per, 1.0)
     assert torch.equal(got[0], torch.zeros_like(got[0]))
     assert torch.isclose(got, ref, rtol=1e-5, atol=1e-7).float().mean() >= 0.99
 
@@ -124,19 +123,19 @@ def test_fused_kernel_finds_the_patch_scales_also_for_zero_patches(kernel, kerne
 def test_fused_kernel_output_noise_has_its_std_and_follows_the_generator(kernel):
     conv, x, w, s = _case(16, 16, 1, 4, 8, seed=1)
     per = Periphery(inp_bits=8, out_noise=0.05)  # no ADC: the noise is seen as drawn
-    clean = _fused(kernel, x, s, w, conv, Periphery(inp_bits=8), 1.0)
-    noisy = _fused(kernel, x, s, w, conv, per, 1.0, seed=5)
+    clean = _fused(kernel, x, w, conv, Periphery(inp_bits=8), 1.0)
+    noisy = _fused(kernel, x, w, conv, per, 1.0, seed=5)
     noise = (noisy - clean) / s  # back in normalised output units
     assert noise.numel() == 4096
     assert abs(float(noise.mean())) < 4 * 0.05 / 64
     assert abs(float(noise.std()) / 0.05 - 1) < 0.05
-    assert torch.equal(noisy, _fused(kernel, x, s, w, conv, per, 1.0, seed=5))
-    assert not torch.equal(noisy, _fused(kernel, x, s, w, conv, per, 1.0, seed=6))
+    assert torch.equal(noisy, _fused(kernel, x, w, conv, per, 1.0, seed=5))
+    assert not torch.equal(noisy, _fused(kernel, x, w, conv, per, 1.0, seed=6))
 
 
 def test_fused_kernel_refuses_layers_it_cannot_hold(kernel):
     conv, x, w, s = _case(3, 16, 1, 1, 4)
     with pytest.raises(ValueError, match="all channels"):
-        _fused(kernel, x, s, torch.zeros(200, 3, 3, 3), conv, Periphery(inp_bits=8), 1.0)
+        _fused(kernel, x, torch.zeros(200, 3, 3, 3), conv, Periphery(inp_bits=8), 1.0)
     with pytest.raises(ValueError, match="not exact in TF32"):
-        _fused(kernel, x, s, torch.zeros(16, 3, 3, 3), conv, Periphery(inp_bits=13), 1.0)
+        _fused(kernel, x, torch.zeros(16, 3, 3, 3), conv, Periphery(inp_bits=13), 1.0)
