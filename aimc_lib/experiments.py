@@ -18,7 +18,9 @@ from tqdm.auto import tqdm
 from .config import provenance
 from .data import Split, calibration_batch
 from .evaluation import accuracy
-from .mapping import AnalogChip, check_compensation
+from . import rng
+from .backends import resolve
+from .mapping import AnalogChip, check_compensation, check_stream
 from . import validation
 from .pcm import PCMParams  # noqa: F401 (re-exported)
 from .periphery import Periphery
@@ -44,7 +46,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                      calibration_images: int = 2000, model_name: str = "", progress: bool = True,
                      compile: bool = False, fp32_accuracy: float | None = None,
                      batch_size: int = 1000, calibration_augmented: bool = True,
-                     periphery: Periphery | None = None, results_path=None) -> dict:
+                     periphery: Periphery | None = None, results_path=None, backend: str = "auto",
+                     stream: str = rng.STREAM_NAME) -> dict:
     """Test accuracy (%) of ``model`` on ``n_chips`` simulated PCM chips at each time in ``times_s``.
 
     Chip ``k`` is programmed with seed ``seed + k``. ``compensation``: ``"none"``, ``"gdc"`` or
@@ -60,7 +63,10 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     ``batch_size``: images per forward pass (on a GPU, the whole test set at once is fastest).
     ``periphery``: converters and output noise of every analog layer (:mod:`aimc_lib.periphery`;
     ``None`` = ideal). A chip's conductances do not depend on it, so results with different
-    peripheries and the same ``seed`` are paired chip by chip.
+    peripheries and the same ``seed`` are paired chip by chip. ``backend``: where the periphery runs
+    (:data:`aimc_lib.backends.BACKENDS`; recorded as ``meta["periphery_backend"]``). ``stream``: the
+    chips' random stream (:data:`aimc_lib.mapping.STREAMS`; ``"torch-cpu"`` re-derives results made
+    before the counter-based stream), recorded as ``meta["stream"]``.
     ``results_path``: write the result there (JSON), saving each finished chip as it goes to
     ``<results_path>.partial.json``; an interrupted call resumes after its last finished chip
     when called again with the same arguments (bit-identical result), and refuses different
@@ -72,6 +78,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
                                        f"got {type(periphery).__name__}")
     periphery = periphery or Periphery.ideal()
     check_compensation(compensation)
+    check_stream(stream)
+    backend = resolve(backend, next(model.parameters()).device) if not periphery.is_ideal else None
     times = validation.drift_run(model, test, times_s, n_chips, params, seed, test_subset, batch_size,
                                  calibration_split, calibration_images, fp32_accuracy,
                                  dict(progress=progress, compile=compile, calibration_augmented=calibration_augmented,
@@ -92,7 +100,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     chips = ChipLog(results_path, len(times), model=model, test_x=test.x, test_y=test.y, times_s=times,
                     compensation=compensation, params=params.to_dict(), seed=seed, calibration_x=calib_x,
                     calibration_augmented=calibration_augmented, batch_size=batch_size, compile=compile,
-                    device=str(next(model.parameters()).device), periphery=periphery.to_dict())
+                    device=str(next(model.parameters()).device), periphery=periphery.to_dict(),
+                    stream=stream, periphery_backend=backend)
     todo = (n_chips - min(chips.n_done, n_chips)) * len(times)
     warn_if_long(estimate_seconds(analog_model, test, batch_size, todo, accuracy), todo)
     for k in range(n_chips):
@@ -101,13 +110,14 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             bar.update(len(times))
             continue
         t_chip = time.time()
-        chip = AnalogChip(model, params, seed=seed + k)
+        chip = AnalogChip(model, params, seed=seed + k, stream=stream)
         for j, t in enumerate(times):
             if periphery.is_ideal:
                 chip.read_into(analog_model, t, compensation, calib_x)
                 per_chip[k, j] = accuracy(runner, test, batch_size)
             else:
-                per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x, periphery=periphery), test, batch_size)
+                per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x, periphery=periphery, backend=backend),
+                                          test, batch_size)
             bar.update()
         chips.add(k, per_chip[k], time.time() - t_chip)
     bar.close()
@@ -121,7 +131,8 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             "fp32_accuracy": accuracy(model, test, batch_size) if fp32_accuracy is None else float(fp32_accuracy),
             "test_images": len(test),
             "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
-            "pcm_params": params.to_dict(), "periphery": periphery.to_dict(), "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
+            "pcm_params": params.to_dict(), "periphery": periphery.to_dict(), "stream": stream,
+            "periphery_backend": backend, "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
             "calibration_augmented": calibration_augmented if calib_x is not None else None,
             **provenance(next(model.parameters()).device),
             "wall_seconds": round(time.time() - t_start, 1), "compiled": compile and periphery.is_ideal,

@@ -19,10 +19,19 @@ Compensation:
 
 Periphery: by default a read hands back an ordinary network whose weights are the read
 conductances (an ideal periphery). ``read(..., periphery=Periphery.aihwkit_like())`` instead
-replaces every analog layer by an :class:`aimc_lib.periphery.AnalogLayer` that computes its
-products through input DAC, output noise and ADC (see :mod:`aimc_lib.periphery`). The
-periphery's random draws (output noise) use a generator of their own, seeded from the chip's
-seed, so the conductances of a chip are the same with and without a periphery (paired studies).
+replaces every analog layer by an :class:`aimc_lib.backends.AnalogLayer` that computes its
+products through input DAC, output noise and ADC (see :mod:`aimc_lib.periphery`), on the backend
+``backend=`` names (:mod:`aimc_lib.backends`).
+
+Random draws: every draw of a chip comes from the simulation's counter-based stream
+(:mod:`aimc_lib.rng`), keyed by the chip's seed and by what the draw is: programming noise and
+drift exponent of device G+ or G- of layer ``i``; read noise of read ``k`` (read 0 is the
+calibration read right after programming; each later read of the chip, by :meth:`AnalogChip.read`,
+:meth:`AnalogChip.weights_at` or :meth:`AnalogChip.gdc_factors`, takes the next index); output
+noise of read ``k`` through the periphery, layer ``i``, image ``n``. So a seed gives the same chip
+and the same reads on every device and backend, with and without a periphery (paired studies), and
+the chip is programmed and read on the model's device. ``stream="torch-cpu"`` reproduces results
+made before this stream (a sequential CPU generator; their files carry no ``stream`` entry).
 """
 from __future__ import annotations
 
@@ -32,16 +41,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import pcm
+from . import pcm, rng
+from .backends import AnalogLayer, resolve
+from .converters import Periphery
 from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
-from .periphery import AnalogLayer, Periphery, one_hot_readout
+from .periphery import one_hot_readout
 from .validation import calibration_images
 
-#: The periphery's generators are seeded with the chip's seed plus this offset (and plus 1 for the
-#: GDC reference readout), apart from the chip's own generator.
-PERIPHERY_SEED_OFFSET = 2 ** 40
-
 COMPENSATIONS = ("none", "gdc", "adabs")
+#: The chip's random streams: the counter-based stream of :mod:`aimc_lib.rng` (default), and the
+#: sequential CPU generator of results made before it.
+STREAMS = (rng.STREAM_NAME, "torch-cpu")
+
+
+def check_stream(name: str) -> str:
+    if name not in STREAMS:
+        raise ValueError(f"unknown random stream {name!r}; choose one of {STREAMS}")
+    return name
 
 
 def check_compensation(name: str) -> str:
@@ -92,46 +108,66 @@ class AnalogChip:
     Args:
         model: the trained network (never modified; a copy is kept).
         params: the PCM model parameters.
-        seed: seeds this chip's generator (programming noise, drift exponents, read noise).
+        seed: names this chip: every random draw (programming noise, drift exponents, read noise,
+            the periphery's output noise) is keyed by it (module docstring).
+        stream: ``"philox4x32-10"`` (default; the chip lives on the model's device) or ``"torch-cpu"``
+            (results made before that stream: a sequential generator on the CPU).
 
-    The chip's conductances and random state live on the CPU whatever the model's device, so a
-    seed names the same chip everywhere (a result computed on a GPU can be checked on a laptop);
-    only the weights handed back are moved to the model's device.
+    A seed names the same chip everywhere: a result computed on a GPU can be checked on a laptop.
     """
 
-    def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0):
+    def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0,
+                 stream: str = rng.STREAM_NAME):
         check_finite(model)
         check_analog_model(model)
         self.params = params
-        self.seed = seed
+        self.seed = rng.check_seed(seed)
+        self.stream = check_stream(stream)
         self._template = copy.deepcopy(model).eval()
         self.device = next(self._template.parameters()).device
-        self.generator = torch.Generator().manual_seed(seed)  # CPU: device-independent chips
-        self.periphery_generator = torch.Generator().manual_seed(seed + PERIPHERY_SEED_OFFSET)
+        legacy = stream == "torch-cpu"
+        self.generator = torch.Generator().manual_seed(self.seed) if legacy else None
+        self._state_device = torch.device("cpu") if legacy else self.device
         self._periphery_references: dict[Periphery, dict[str, float]] = {}
+        self.reads = 0  # reads so far after the calibration read (read 0)
         self.layers: dict[str, ProgrammedLayer] = {}
-        for name, layer in analog_layers(self._template).items():
-            w = crossbar_matrix(layer).detach().float().cpu()
+        for i, (name, layer) in enumerate(analog_layers(self._template).items()):
+            w = crossbar_matrix(layer).detach().float().to(self._state_device)
             w_max = float(w.abs().max())
             tp, tm = weights_to_targets(w, w_max, params.g_max_us)
-            gp, nup = pcm.program(tp, params, self.generator)
-            gm, num = pcm.program(tm, params, self.generator)
+            gp, nup = pcm.program(tp, params, self._programming_draws(i, 0))
+            gm, num = pcm.program(tm, params, self._programming_draws(i, 1))
             self.layers[name] = ProgrammedLayer(w_max, tuple(w.shape), gp, nup, gm, num)
         # Calibration read right after programming (t_ref = 0) for global drift compensation.
-        for st in self.layers.values():
-            st.reference_diff_us = self._read_difference(st, 0.0)
+        for i, st in enumerate(self.layers.values()):
+            st.reference_diff_us = self._read_difference(st, 0.0, i, 0)
             st.gdc_reference_us = float(st.reference_diff_us.abs().mean())
 
-    def _read_difference(self, st: ProgrammedLayer, t_s: float) -> torch.Tensor:
-        p, g = self.params, self.generator
-        return pcm.read(st.g_plus_us, st.nu_plus, t_s, p, g) - pcm.read(st.g_minus_us, st.nu_minus, t_s, p, g)
+    def _programming_draws(self, layer: int, sub: int):
+        if self.generator is not None:
+            return self.generator
+        return (rng.Stream(self.seed, rng.PROGRAMMING, layer, sub), rng.Stream(self.seed, rng.DRIFT_EXPONENT, layer, sub))
+
+    def _next_read(self) -> int:
+        self.reads += 1
+        return self.reads
+
+    def _read_difference(self, st: ProgrammedLayer, t_s: float, layer: int, read: int) -> torch.Tensor:
+        p = self.params
+        if self.generator is not None:
+            g_plus = g_minus = self.generator
+        else:
+            g_plus = rng.Stream(self.seed, rng.READ_NOISE, layer, 0, read)
+            g_minus = rng.Stream(self.seed, rng.READ_NOISE, layer, 1, read)
+        return pcm.read(st.g_plus_us, st.nu_plus, t_s, p, g_plus) - pcm.read(st.g_minus_us, st.nu_minus, t_s, p, g_minus)
 
     def gdc_factors(self, t_s: float) -> dict[str, float]:
         """The GDC scale alpha(t) = readout(0) / readout(t) of every layer, from one fresh read."""
         pcm.check_time(t_s)
+        read = self._next_read()
         out = {}
-        for name, st in self.layers.items():
-            readout = float(self._read_difference(st, t_s).abs().mean())
+        for i, (name, st) in enumerate(self.layers.items()):
+            readout = float(self._read_difference(st, t_s, i, read).abs().mean())
             out[name] = st.gdc_reference_us / readout if readout > 0 else 1.0
         return out
 
@@ -139,9 +175,10 @@ class AnalogChip:
         """Crossbar matrices (as weights) read ``t_s`` seconds after programming, with GDC if asked."""
         pcm.check_time(t_s)
         check_compensation(compensation)
+        read = self._next_read()
         out = {}
-        for name, st in self.layers.items():
-            diff = self._read_difference(st, t_s)
+        for i, (name, st) in enumerate(self.layers.items()):
+            diff = self._read_difference(st, t_s, i, read)
             if compensation != "none":
                 readout = float(diff.abs().mean())
                 if readout > 0:
@@ -150,33 +187,37 @@ class AnalogChip:
         return out
 
     def read(self, t_s: float, compensation: str = "gdc", calibration_x: torch.Tensor | None = None,
-             calibration_batch_size: int = 500, periphery: Periphery | None = None) -> nn.Module:
+             calibration_batch_size: int = 500, periphery: Periphery | None = None,
+             backend: str = "auto") -> nn.Module:
         """A fresh copy of the network with the weights this chip holds ``t_s`` seconds after programming.
 
         ``compensation``: ``"none"``, ``"gdc"`` or ``"adabs"`` (needs ``calibration_x``: normalized
         float images, e.g. a few thousand training images). ``periphery``: ``None`` or an ideal
         :class:`~aimc_lib.periphery.Periphery` gives a plain network with the read weights;
-        any other computes every analog layer through DAC, output noise and ADC. The returned
+        any other computes every analog layer through DAC, output noise and ADC, on ``backend``
+        (:data:`aimc_lib.backends.BACKENDS`; the one used is the layers' ``backend``). The returned
         model is in eval mode.
         """
         if periphery is None or periphery.is_ideal:
             return self.read_into(copy.deepcopy(self._template), t_s, compensation, calibration_x,
                                   calibration_batch_size)
-        return self._read_with_periphery(t_s, compensation, calibration_x, calibration_batch_size, periphery)
+        return self._read_with_periphery(t_s, compensation, calibration_x, calibration_batch_size, periphery,
+                                         backend)
 
     def _periphery_reference(self, per: Periphery) -> dict[str, float]:
-        """GDC reference readouts at t_ref = 0 measured through ``per`` (once per periphery)."""
+        """GDC reference readouts at t_ref = 0 measured through ``per`` (once per periphery; read 0)."""
         if per not in self._periphery_references:
-            g = torch.Generator().manual_seed(self.seed + PERIPHERY_SEED_OFFSET + 1)
             self._periphery_references[per] = {
-                name: one_hot_readout(st.reference_diff_us / self.params.g_max_us, per, g)
-                for name, st in self.layers.items()}
+                name: one_hot_readout(st.reference_diff_us / self.params.g_max_us, per,
+                                      rng.Stream(self.seed, rng.READOUT_NOISE, i, 0, 0))
+                for i, (name, st) in enumerate(self.layers.items())}
         return self._periphery_references[per]
 
     def _read_with_periphery(self, t_s: float, compensation: str, calibration_x, calibration_batch_size: int,
-                             per: Periphery) -> nn.Module:
+                             per: Periphery, backend: str) -> nn.Module:
         pcm.check_time(t_s)
         check_compensation(compensation)
+        backend = resolve(backend, self.device)
         if compensation == "adabs" and calibration_x is None:
             raise ValueError("compensation 'adabs' needs calibration_x (normalized training images)")
         if compensation == "adabs":
@@ -184,19 +225,20 @@ class AnalogChip:
         model = copy.deepcopy(self._template)
         layers = analog_layers(model)
         reference = self._periphery_reference(per) if compensation != "none" and per.gdc_readout == "periphery" else None
-        seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.periphery_generator))
-        noise_g = torch.Generator(device=self.device).manual_seed(seed)
-        for name, st in self.layers.items():
-            diff = self._read_difference(st, t_s)
+        read = self._next_read()
+        for i, (name, st) in enumerate(self.layers.items()):
+            diff = self._read_difference(st, t_s, i, read).to(self.device)
             w_norm = diff / self.params.g_max_us
             alpha = 1.0
             if compensation != "none":
                 if reference is not None:
-                    alpha = reference[name] / one_hot_readout(w_norm, per, self.periphery_generator)
+                    alpha = reference[name] / one_hot_readout(w_norm, per,
+                                                              rng.Stream(self.seed, rng.READOUT_NOISE, i, 0, read))
                 else:
                     readout = float(diff.abs().mean())
                     alpha = st.gdc_reference_us / readout if readout > 0 else 1.0
-            _replace_module(model, name, AnalogLayer(layers[name], w_norm, st.w_max * alpha, per, noise_g))
+            noise = rng.Stream(self.seed, rng.OUTPUT_NOISE, i, 0, read)
+            _replace_module(model, name, AnalogLayer(layers[name], w_norm, st.w_max * alpha, per, noise, backend))
         if compensation == "adabs":
             reestimate_bn_statistics(model, calibration_x, calibration_batch_size)
         return model.eval()

@@ -16,7 +16,9 @@ A device goes through three stages:
    ``sigma = |G_D| Q_s sqrt(ln((t + t0 + t_read) / (2 t_read)))``, ``Q_s = min(0.0088 /
    g_P^0.65, 0.2)``, clipped at 0.
 
-Every random draw goes through an explicit :class:`torch.Generator`.
+Every random draw comes from an explicit source: a :class:`aimc_lib.rng.Stream` (the simulation's
+counter-based stream, which a chip uses: the same draws on every device and backend) or a
+:class:`torch.Generator` (sequential draws, e.g. for a few devices in the book's chapters).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .rng import Stream
 from .validation import ArgumentError, bool_flag, is_number, number
 
 
@@ -106,22 +109,39 @@ def _check_targets(g_target_us: torch.Tensor, p: PCMParams) -> None:
         raise ValueError(f"target conductances must lie in [0, G_max = {p.g_max_us}] uS")
 
 
+def standard_normal(like: torch.Tensor, source) -> torch.Tensor:
+    """Standard normals of ``like``'s shape and device from ``source``: a :class:`~aimc_lib.rng.Stream`
+    (value ``i`` of the flattened tensor is value ``i`` of the stream's row 0) or a
+    :class:`torch.Generator` / ``None`` (torch's sequential draws)."""
+    if isinstance(source, Stream):
+        return source.normal_like(like)
+    if source is not None and not isinstance(source, torch.Generator):
+        raise ValueError(f"random draws need an aimc_lib.rng.Stream or a torch.Generator, got {type(source).__name__}")
+    return torch.randn(like.shape, generator=source, device=like.device)
+
+
 def program(g_target_us: torch.Tensor, p: PCMParams = PCMParams(),
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            generator: torch.Generator | tuple[Stream, Stream] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Program devices to ``g_target_us`` (uS).
 
     Returns ``(g_prog_us, nu)``: programmed conductances (>= 0, uS) and one drift exponent per
     device. Devices with target exactly 0 stay at 0 unless ``p.noise_on_zero_target``.
+    ``generator``: a :class:`torch.Generator` (programming noise, then drift exponents, drawn in
+    turn) or a pair of :class:`~aimc_lib.rng.Stream` (one for each).
     """
     _check_targets(g_target_us, p)
     g_t = g_target_us.float()
-    xi = torch.randn(g_t.shape, generator=generator, device=g_t.device)
+    if isinstance(generator, tuple):
+        prog_source, nu_source = generator
+    else:
+        prog_source = nu_source = generator
+    xi = standard_normal(g_t, prog_source)
     noise = p.prog_noise_scale * prog_noise_std_us(g_t, p) * xi
     if not p.noise_on_zero_target:
         noise = torch.where(g_t > 0, noise, torch.zeros_like(noise))
     g_prog = (g_t + noise).clamp(min=0.0)
     mu, sigma = drift_nu_stats(g_t, p)
-    nu = (mu + sigma * torch.randn(g_t.shape, generator=generator, device=g_t.device)).abs()
+    nu = (mu + sigma * standard_normal(g_t, nu_source)).abs()
     return g_prog, nu * p.drift_scale
 
 
@@ -132,14 +152,15 @@ def drift(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float, p: PCMParams = 
 
 
 def read(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float, p: PCMParams = PCMParams(),
-         generator: torch.Generator | None = None) -> torch.Tensor:
-    """One read (uS) at ``t_s`` seconds after programming: drift plus fresh 1/f read noise, >= 0."""
+         generator: torch.Generator | Stream | None = None) -> torch.Tensor:
+    """One read (uS) at ``t_s`` seconds after programming: drift plus fresh 1/f read noise, >= 0.
+
+    ``generator``: a :class:`torch.Generator` or the read's :class:`~aimc_lib.rng.Stream`."""
     g_d = drift(g_prog_us, nu, t_s, p)
     if p.read_noise_scale == 0:
         return g_d
     std = g_d.abs() * read_noise_q_s(g_prog_us, p) * read_noise_time_factor(t_s, p) * p.read_noise_scale
-    xi = torch.randn(g_d.shape, generator=generator, device=g_d.device)
-    return (g_d + std * xi).clamp(min=0.0)
+    return (g_d + std * standard_normal(g_d, generator)).clamp(min=0.0)
 
 
 def mean_drift_factor(t_s: float, nu: float = 0.049, p: PCMParams = PCMParams()) -> float:

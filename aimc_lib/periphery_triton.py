@@ -1,6 +1,6 @@
 """The abs-max DAC convolution of :mod:`aimc_lib.periphery` as one fused GPU kernel (Triton).
 
-Same arithmetic as the PyTorch path (``periphery._patch_abs_max`` then ``periphery._dac_conv``),
+Same arithmetic as the PyTorch path (``periphery.patch_abs_max`` then ``periphery._dac_conv``),
 without its patch matrix and without a pass of its own for the scales: each program takes
 ``BLOCK_M`` output pixels (rows of the channels-last output) and all output channels. It first
 reads every input pixel its patches need to find each patch's abs-max ``s`` (the DAC's input
@@ -12,11 +12,11 @@ implicit GEMM: the same multiply-adds as the convolution, at float32 accuracy: s
 gain into ADC units, output noise, ADC (round, clip) and the digital rescaling by
 ``s * step_out * digital_scale``.
 
-Output noise comes from Triton's counter-based generator (Philox), keyed by one seed drawn from
-the layer's ``torch.Generator`` per call and by each output's position in the batch, so a given
-generator state gives the same noise on every run (not the same draws as the PyTorch path: the
-same distribution). The seed stays on the GPU (the kernel reads it), so a call never waits for
-the GPU. Without noise the two paths agree up to the order of the float additions and the
+Output noise comes from the simulation's counter-based stream (:mod:`aimc_lib.rng`: Philox4x32-10,
+Triton's ``tl.philox``, with the reference's Box-Muller in float32): the output of image ``n`` at
+pixel ``p`` and channel ``c`` is value ``p * C_out + c`` of row ``row0 + n`` of the layer's stream,
+so the kernel draws the same noise as the PyTorch path, up to the float32 rounding of log, sin
+and cos. Without noise the two paths agree up to the order of the float additions and the
 weights' last two bits (``INPUT_PRECISION``; tested output by output against that bound); an
 output on an ADC rounding boundary can land one level apart.
 
@@ -26,6 +26,9 @@ run it on the CPU through Triton's interpreter (``TRITON_INTERPRET=1``).
 from __future__ import annotations
 
 import torch
+
+from .converters import conv_output_hw, half_levels, in_step, out_step, output_stage_args
+from .rng import TWO_PI_F32
 
 try:
     import triton
@@ -53,10 +56,26 @@ MAX_IN_CHANNELS, MAX_OUT_CHANNELS = 64, 128
 available = triton is not None
 
 if available:
+    TWO_PI = tl.constexpr(TWO_PI_F32)
     _ROUND = tl.constexpr(12582912.0)  # 1.5 * 2^23: (v + R) - R rounds a float32 |v| < 2^22 to an integer, ties to even
 
     @triton.jit
-    def _dac_conv_kernel(x_ptr, w_ptr, w_lo_ptr, out_ptr, seed_ptr,
+    def _stream_normal(seed_lo, seed_hi, c2, c3, row, j):
+        """Value ``j`` of row ``row`` of the stream (seed, c2, c3): :func:`aimc_lib.rng.normal`."""
+        zero = (j * 0).to(tl.uint32)
+        x0, x1, x2, x3 = tl.philox_impl((j // 4).to(tl.uint32), row.to(tl.uint32) + zero, zero + c2, zero + c3,
+                                        seed_lo, seed_hi, 10)
+        lane = j % 4
+        a = tl.where(lane < 2, x0, x2)
+        b = tl.where(lane < 2, x1, x3)
+        u1 = ((a >> 8) + 1).to(tl.float32) * 5.9604644775390625e-08  # 2^-24
+        u2 = (b >> 8).to(tl.float32) * 5.9604644775390625e-08
+        r = tl.sqrt(-2.0 * tl.log(u1))
+        theta = u2 * TWO_PI
+        return tl.where(lane % 2 == 0, r * tl.cos(theta), r * tl.sin(theta))
+
+    @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "c2", "c3", "row0"])
+    def _dac_conv_kernel(x_ptr, w_ptr, w_lo_ptr, out_ptr, seed_lo, seed_hi, c2, c3, row0,
                          M, H, W, C, HO, WO, COUT, SH, SW, PH, PW,
                          in_step, in_half, gain, noise_sd, out_lo, out_hi, rescale,
                          KH: tl.constexpr, KW: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -104,8 +123,11 @@ if available:
                     acc += tl.dot(a, tl.load(w_ptr + w_offsets, mask=w_ok, other=0.0), input_precision=PRECISION)
         y = acc * gain  # DAC levels x normalised weights -> ADC units
         offsets = rows[:, None] * COUT + cols[None, :]
-        if NOISE:
-            y += tl.randn(tl.load(seed_ptr), offsets) * noise_sd
+        if NOISE:  # value (p * COUT + c) of row (row0 + n) of the layer's stream
+            j = (rows % (HO * WO))[:, None] * COUT + cols[None, :]
+            k0 = seed_lo.to(tl.uint32)
+            k1 = seed_hi.to(tl.uint32)
+            y += _stream_normal(k0, k1, c2.to(tl.uint32), c3.to(tl.uint32), (row0 + n)[:, None], j) * noise_sd
         if ADC:
             y = (y + _ROUND) - _ROUND
         if CLIP:
@@ -124,14 +146,23 @@ def split_tf32(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, w - hi
 
 
+def supports(x: torch.Tensor, w4d: torch.Tensor, per) -> bool:
+    """Whether the kernel can compute this layer (else the backend uses the PyTorch path for it)."""
+    return (available and x.is_cuda and x.dtype == torch.float32
+            and x.shape[1] <= MAX_IN_CHANNELS  # one program holds all channels
+            and w4d.shape[0] <= MAX_OUT_CHANNELS
+            and per.inp_bits <= MAX_INPUT_BITS  # DAC levels exact on the tensor cores
+            and (per.out_bits or 0) <= 22)  # its float32 rounding is exact there
+
+
 def dac_conv(x: torch.Tensor, w4d: torch.Tensor, stride: tuple, padding: tuple, per, digital_scale: float,
-             generator: torch.Generator | None) -> torch.Tensor:
-    """``conv(x)`` through ``per`` (a :class:`~aimc_lib.periphery.Periphery` with a DAC and abs-max
+             noise=None, row0: int = 0) -> torch.Tensor:
+    """``conv(x)`` through ``per`` (a :class:`~aimc_lib.converters.Periphery` with a DAC and abs-max
     noise management): ``x`` ``[N, C, H, W]`` (any memory format), ``w4d`` ``[Cout, C, kh, kw]``
-    normalised weights. Returns ``[N, Cout, Ho, Wo]`` in channels-last memory, as the PyTorch path
-    (``periphery._dac_conv`` on ``periphery._patch_abs_max``).
+    normalised weights, ``noise`` the layer's :class:`~aimc_lib.rng.Stream` (image ``n`` is its row
+    ``row0 + n``). Returns ``[N, Cout, Ho, Wo]`` in channels-last memory, as the PyTorch path
+    (``periphery._dac_conv`` on ``periphery.patch_abs_max``).
     """
-    from .periphery import _c_output_stage, _half_levels, _out_step, conv_output_hw
     n, c, h, w = x.shape
     cout, _, kh, kw = w4d.shape
     if c > MAX_IN_CHANNELS or cout > MAX_OUT_CHANNELS:
@@ -143,24 +174,22 @@ def dac_conv(x: torch.Tensor, w4d: torch.Tensor, stride: tuple, padding: tuple, 
     ho, wo = conv_output_hw(h, w, (kh, kw), stride, padding)
     m = n * ho * wo
     if m * cout >= 2 ** 31:
-        raise ValueError("dac_conv: batch too large for int32 noise offsets; evaluate in smaller batches")
+        raise ValueError("dac_conv: batch too large for int32 offsets; evaluate in smaller batches")
     xl = x.permute(0, 2, 3, 1).contiguous()  # NHWC (free for channels-last input)
     w_mat = w4d.permute(2, 3, 1, 0).reshape(kh * kw * c, cout).contiguous()  # rows in (offset, channel) order
     w_mat, w_lo = split_tf32(w_mat) if INPUT_PRECISION == "tf32x2" else (w_mat, w_mat)
     out = torch.empty((n, ho, wo, cout), dtype=x.dtype, device=x.device)
-    in_half = _half_levels(per.inp_bits)
-    in_step, out_step = per.inp_bound / in_half, _out_step(per)
-    noise_sd, adc, clip = _c_output_stage(per)
-    if noise_sd > 0:  # one seed per call, left on the device: drawing it does not wait for the GPU
-        seed = torch.randint(0, 2 ** 31 - 1, (1,), generator=generator,
-                             device=generator.device if generator is not None else x.device).to(x.device)
-    else:
-        seed = out  # never read
+    in_half = half_levels(per.inp_bits)
+    step_in, step_out = in_step(per), out_step(per)
+    noise_sd, adc, clip = output_stage_args(per)
+    if noise_sd > 0 and noise is None:
+        raise ValueError("a periphery with output noise needs a noise stream (aimc_lib.rng.Stream)")
+    seed, (c2, c3) = (noise.seed, noise.words) if noise_sd > 0 else (0, (0, 0))
     lo, hi = clip if clip is not None else (0.0, 0.0)
     _dac_conv_kernel[(triton.cdiv(m, BLOCK_M),)](
-        xl, w_mat, w_lo, out, seed,
+        xl, w_mat, w_lo, out, seed & 0xFFFFFFFF, seed >> 32, c2, c3, row0,
         m, h, w, c, ho, wo, cout, stride[0], stride[1], padding[0], padding[1],
-        in_step, float(in_half), in_step / out_step, noise_sd, float(lo), float(hi), out_step * digital_scale,
+        step_in, float(in_half), step_in / step_out, noise_sd, float(lo), float(hi), step_out * digital_scale,
         KH=kh, KW=kw, BLOCK_M=BLOCK_M, BLOCK_C=_pow2_at_least_16(c), BLOCK_N=_pow2_at_least_16(cout),
         CLAMP_IN=per.inp_bound < 1.0, NOISE=noise_sd > 0, ADC=adc, CLIP=clip is not None,
         PRECISION=INPUT_PRECISION, num_warps=NUM_WARPS)

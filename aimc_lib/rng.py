@@ -131,3 +131,33 @@ def normal_like(t: torch.Tensor, seed: int, words: tuple[int, int]) -> torch.Ten
     """Standard normals of ``t``'s shape and device: ``t`` seen as one row of ``t.numel()`` values
     (row-major order), e.g. one per device of a crossbar."""
     return normal(seed, words, 1, t.numel(), device=t.device).reshape(t.shape)
+
+
+class Stream:
+    """One stream of the simulation: a key ``seed`` and the stream words ``(c2, c3)`` (see :func:`stream`).
+
+    ``Stream(seed, kind, layer=..., sub=..., read=...)``; :meth:`normal` draws its rows.
+    """
+
+    __slots__ = ("seed", "words")
+
+    def __init__(self, seed: int, kind: int, layer: int = 0, sub: int = 0, read: int = 0):
+        self.seed = check_seed(seed)
+        self.words = stream(kind, layer, sub, read)
+
+    def normal(self, rows: int, cols: int, row0: int = 0, device=None) -> torch.Tensor:
+        """Rows ``row0 .. row0 + rows - 1`` of this stream, ``cols`` values each (:func:`normal`)."""
+        return normal(self.seed, self.words, rows, cols, row0, device)
+
+    def normal_like(self, t: torch.Tensor) -> torch.Tensor:
+        """Standard normals of ``t``'s shape and device, ``t`` seen as one row (:func:`normal_like`)."""
+        return normal_like(t, self.seed, self.words)
+
+    def __eq__(self, other):
+        return isinstance(other, Stream) and (self.seed, self.words) == (other.seed, other.words)
+
+    def __hash__(self):
+        return hash((self.seed, self.words))
+
+    def __repr__(self):
+        return f"Stream(seed={self.seed}, words={self.words})"

@@ -4,13 +4,14 @@
 * simulated-PCM evaluation (program a chip + read at one time + GDC + the same inference),
   as a ratio to FP32 inference (goal: <= 1.1x);
 * the same evaluation read through the aihwkit-like periphery (8-bit DAC and ADC, output noise,
-  GDC read through the periphery), as a ratio to FP32 inference (goal: <= 1.5x), and the test-set
-  inference of that read chip alone (its programming and GDC readouts excluded), also with PyTorch
-  ops only (instead of the fused Triton kernel on a GPU, or the compiled C functions on a CPU:
-  the one-pass DAC conv on x86-64 with AVX2, else loops around PyTorch's matrix product);
-* the Gaussian output noise of that evaluation alone (one draw per output of every analog layer,
-  from torch's generator on the same device), as a ratio to FP32 inference: what the PyTorch path
-  pays for its noise (the compiled paths draw theirs with their own, faster generators);
+  GDC read through the periphery), on the backend ``"auto"`` picks (:mod:`aimc_lib.backends`: the
+  fused Triton kernel on a GPU, the compiled one-pass DAC conv on an x86-64 CPU with AVX2), as a
+  ratio to FP32 inference (goal: <= 1.5x), and the test-set inference of that read chip alone
+  (its programming and GDC readouts excluded), also on the ``"torch"`` backend (the reference,
+  timed on the first 1,000 test images against FP32 inference of the same images);
+* the output noise of that evaluation alone (one draw per output of every analog layer from the
+  counter-based stream of :mod:`aimc_lib.rng` in PyTorch ops, on the same 1,000 images): what the
+  reference pays for its noise (the compiled backends draw the same stream inside their kernels);
 * one noise-aware training step as a ratio to one FP32 training step (goal: <= 1.05x);
 * peak resident memory.
 
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from aimc_lib import periphery, periphery_cpu
+from aimc_lib import backends, rng
 from aimc_lib.config import eval_batch_size, provenance, strict_fp32
 from aimc_lib.data import batches, load_cifar10
 from aimc_lib.evaluation import accuracy
@@ -66,22 +67,11 @@ def analog_outputs_per_image(model: torch.nn.Module, device) -> list[int]:
     return sizes
 
 
-def triton_available() -> bool:
-    from aimc_lib import periphery_triton
-    return periphery_triton.available
-
-
 def triton_config() -> dict:
     """The fused GPU kernel's launch settings, as run."""
     from aimc_lib import periphery_triton as t
     return {"block_m": t.BLOCK_M, "num_warps": t.NUM_WARPS, "input_precision": t.INPUT_PRECISION,
             "triton": t.triton.__version__}
-
-
-def compiled_cpu_path() -> str:
-    if periphery_cpu.lib() is None:
-        return "no C compiler: PyTorch path"
-    return "one-pass compiled DAC conv (AVX2)" if periphery_cpu.has_dac_conv() else "compiled C loops"
 
 
 def main(argv=None):
@@ -109,32 +99,30 @@ def main(argv=None):
     bs = eval_batch_size(dev)
 
     # 1 and 2: FP32 inference vs program + read + GDC + inference, interleaved
-    fp32_t, pcm_t, per_t, per_inf_t, per_torch_t, noise_t, seeds = [], [], [], [], [], [], iter(range(1000))
+    fp32_t, pcm_t, per_t, per_inf_t, seeds = [], [], [], [], iter(range(1000))
+    fp32_small_t, per_torch_t, noise_t = [], [], []
     aihwkit = Periphery.aihwkit_like()
-    outputs, noise_gen = analog_outputs_per_image(model, dev), torch.Generator(dev).manual_seed(0)
+    backend = backends.resolve("auto", dev)
+    outputs = analog_outputs_per_image(model, dev)
+    small = test.subset(1000) if len(test) > 1000 else test
 
-    def noise_draws_only():  # what the periphery eval draws, batch by batch and layer by layer
-        for i in range(0, len(test), bs):
-            n = min(bs, len(test) - i)
-            for size in outputs:
-                torch.empty(n * size, device=dev).normal_(0.0, aihwkit.out_noise, generator=noise_gen)
+    def noise_draws_only():  # what the periphery eval draws on 1,000 images, batch by batch and layer by layer
+        for i in range(0, len(small), bs):
+            n = min(bs, len(small) - i)
+            for layer, size in enumerate(outputs):
+                rng.Stream(0, rng.OUTPUT_NOISE, layer, 0, 1).normal(n, size, row0=i, device=dev)
     per_chip = AnalogChip(model, PCMParams(), seed=999).read(3600.0, "gdc", periphery=aihwkit)
-
-    def torch_path_inference():  # PyTorch ops only: no fused GPU kernel, no compiled CPU functions
-        periphery.COMPILED = False
-        try:
-            accuracy(per_chip, test, bs)
-        finally:
-            periphery.COMPILED = True
-    accuracy(model, test.subset(1000), bs)  # warm-up
-    accuracy(per_chip, test.subset(1000), bs)  # warm-up (compiles the GPU kernel)
+    per_chip_torch = AnalogChip(model, PCMParams(), seed=999).read(3600.0, "gdc", periphery=aihwkit, backend="torch")
+    accuracy(model, small, bs)  # warm-up
+    accuracy(per_chip, small, bs)  # warm-up (compiles the GPU kernel)
     for _ in range(a.repeats):
         fp32_t += timed(lambda: accuracy(model, test, bs), 1)
         pcm_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), test, bs), 1)
         per_t += timed(lambda: accuracy(AnalogChip(model, PCMParams(), seed=next(seeds)).read(
             3600.0, "gdc", periphery=aihwkit), test, bs), 1)
         per_inf_t += timed(lambda: accuracy(per_chip, test, bs), 1)
-        per_torch_t += timed(torch_path_inference, 1)
+        fp32_small_t += timed(lambda: accuracy(model, small, bs), 1)
+        per_torch_t += timed(lambda: accuracy(per_chip_torch, small, bs), 1)
         noise_t += timed(noise_draws_only, 1)
     # the simulation overhead alone (program + read + GDC), no inference
     sim_t = timed(lambda: AnalogChip(model, PCMParams(), seed=next(seeds)).read(3600.0, "gdc"), a.repeats)
@@ -168,18 +156,18 @@ def main(argv=None):
         noisy_step += timed(lambda: step(True), 1)
 
     med = statistics.median
-    periphery_path = ("fused Triton kernel" if dev.type == "cuda" and triton_available()
-                      else compiled_cpu_path() if dev.type == "cpu" else "PyTorch path")
+    periphery_path = {"triton": "fused Triton kernel", "c": "one-pass compiled DAC conv (AVX2)",
+                      "torch": "PyTorch reference"}[backend]
     res = {
         "fp32_inference_images_per_s": len(test) / med(fp32_t),
         "pcm_eval_over_fp32": med(pcm_t) / med(fp32_t),
         "pcm_simulation_seconds": med(sim_t),
         "periphery_eval_over_fp32": med(per_t) / med(fp32_t),
         "periphery_inference_over_fp32": med(per_inf_t) / med(fp32_t),
-        "periphery_path": periphery_path,
-        **({"periphery_inference_torch_path_over_fp32": med(per_torch_t) / med(fp32_t)} if per_torch_t else {}),
-        **({"triton_kernel": triton_config()} if periphery_path == "fused Triton kernel" else {}),
-        "output_noise_draws_over_fp32": med(noise_t) / med(fp32_t),
+        "periphery_backend": backend, "periphery_path": periphery_path, "stream": rng.STREAM_NAME,
+        "periphery_inference_torch_path_over_fp32": med(per_torch_t) / med(fp32_small_t),
+        **({"triton_kernel": triton_config()} if backend == "triton" else {}),
+        "output_noise_draws_over_fp32": med(noise_t) / med(fp32_small_t),
         "output_noise_draws_per_image": sum(outputs),
         "noise_aware_step_over_fp32": med(noisy_step) / med(fp32_step),
         "fp32_train_images_per_s": 128 * steps / med(fp32_step),
@@ -187,7 +175,8 @@ def main(argv=None):
         "test_images": len(test), "step_images": a.step_images, "repeats": a.repeats, "threads": torch.get_num_threads(),
         **provenance(dev), "processor": platform.processor(),
         "raw_seconds": {"fp32_inference": fp32_t, "pcm_eval": pcm_t, "periphery_eval": per_t,
-                        "periphery_inference": per_inf_t, "periphery_inference_torch_path": per_torch_t,
+                        "periphery_inference": per_inf_t, "fp32_inference_1000": fp32_small_t,
+                        "periphery_inference_torch_path_1000": per_torch_t,
                         "output_noise_draws": noise_t, "fp32_step": fp32_step, "noisy_step": noisy_step},
     }
     rows = [("FP32 inference", f"{res['fp32_inference_images_per_s']:.0f} images/s", ""),
@@ -196,9 +185,9 @@ def main(argv=None):
             ("PCM eval with aihwkit-like periphery", f"{res['periphery_eval_over_fp32']:.3f} x FP32", "goal <= 1.5"),
             ("  inference of the read chip alone", f"{res['periphery_inference_over_fp32']:.3f} x FP32",
              periphery_path),
-            *([("  the same with the PyTorch path", f"{res['periphery_inference_torch_path_over_fp32']:.3f} x FP32", "")]
-              if per_torch_t else []),
-            ("  its output-noise draws alone", f"{res['output_noise_draws_over_fp32']:.3f} x FP32",
+            ("  the same on the torch backend", f"{res['periphery_inference_torch_path_over_fp32']:.3f} x FP32",
+             "1,000 images"),
+            ("  its output noise in PyTorch ops", f"{res['output_noise_draws_over_fp32']:.3f} x FP32",
              f"{res['output_noise_draws_per_image']:,} per image"),
             ("noise-aware training step", f"{res['noise_aware_step_over_fp32']:.3f} x FP32", "goal <= 1.05"),
             ("FP32 training", f"{res['fp32_train_images_per_s']:.0f} images/s", ""),

@@ -8,11 +8,16 @@ from conftest import resnet_with_statistics
 
 from aimc_lib.data import Split
 from aimc_lib.experiments import accuracy_vs_time
-from aimc_lib import periphery
+from aimc_lib import periphery, rng
+from aimc_lib.backends import AnalogLayer
 from aimc_lib.mapping import AnalogChip
 from aimc_lib.pcm import PCMParams
-from aimc_lib.periphery import (AnalogLayer, Periphery, analog_conv2d, analog_matmul, converter_levels,
-                                one_hot_readout, quantize)
+from aimc_lib.periphery import (Periphery, analog_conv2d, analog_matmul, converter_levels, one_hot_readout,
+                                quantize)
+
+
+def _stream(seed=0, layer=0, read=1):
+    return rng.Stream(seed, rng.OUTPUT_NOISE, layer, 0, read)
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +71,8 @@ def test_aihwkit_like_preset_is_the_tutorials_8_bit_forward():
 
 
 def test_output_noise_has_its_std_and_the_adc_clips_at_its_bound():
-    g = torch.Generator().manual_seed(0)
     x = torch.ones(100_000, 1)  # abs-max scale 1
-    noisy = analog_matmul(x, torch.zeros(4, 1), Periphery(out_noise=0.04), g)
+    noisy = analog_matmul(x, torch.zeros(4, 1), Periphery(out_noise=0.04), _stream())
     assert float(noisy.std()) == pytest.approx(0.04, rel=0.01)
     assert abs(float(noisy.mean())) < 0.001
     # 50 full-scale inputs on full-scale weights: 50 > out_bound, clipped to exactly out_bound
@@ -108,12 +112,28 @@ def test_conv_through_the_dac_gives_the_same_result_in_chunks(monkeypatch):
     x = torch.randn(5, 4, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
     w = torch.randn(16, 4, 3, 3, generator=g) * 0.3
     per = Periphery(inp_bits=6, out_bits=8, out_bound=4.0, out_noise=0.05)
-    whole = analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(0))
+    whole = analog_conv2d(x, w, conv, per, _stream())
     monkeypatch.setattr(periphery, "PATCH_CHUNK_BYTES", 8 * 8 * 36 * 4 * 2)  # two images per chunk: 2, 2, 1
-    chunked = analog_conv2d(x, w, conv, per, torch.Generator().manual_seed(0))
-    # one stream of output noise, drawn in order (each chunk's draw is a multiple of 16 values)
+    chunked = analog_conv2d(x, w, conv, per, _stream())
+    # each output's noise is named by its image and position, not by the order of the draws
     assert torch.equal(whole, chunked)
     assert chunked.is_contiguous(memory_format=torch.channels_last)
+    # and a batch computed in two calls (rows row0 = 0 and 2 of the stream) is the same batch
+    split = torch.cat([analog_conv2d(x[:2], w, conv, per, _stream()), analog_conv2d(x[2:], w, conv, per, _stream(),
+                                                                                     row0=2)])
+    assert torch.equal(split, whole)
+    assert not torch.equal(analog_conv2d(x, w, conv, per, _stream(read=2)), whole)  # another read: other noise
+
+
+def test_output_noise_is_the_streams_values_in_channels_last_order():
+    conv = torch.nn.Conv2d(3, 5, 1, 1, 0, bias=False)
+    x = torch.ones(2, 3, 4, 4)
+    w = torch.zeros(5, 3, 1, 1)  # the crossbar outputs 0: the result is the noise alone
+    y = analog_conv2d(x, w, conv, Periphery(inp_bits=8, out_noise=0.5), _stream(), row0=7)
+    z = _stream().normal(2, 4 * 4 * 5, row0=7).view(2, 4, 4, 5).permute(0, 3, 1, 2)
+    torch.testing.assert_close(y, 0.5 * z, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="noise stream"):
+        analog_conv2d(x, w, conv, Periphery(inp_bits=8, out_noise=0.5))
 
 
 def test_analog_layer_linear_bias_is_a_row_driven_by_one(net):
@@ -126,7 +146,7 @@ def test_analog_layer_linear_bias_is_a_row_driven_by_one(net):
 
 
 def test_a_chip_with_a_periphery_reads_the_same_conductances(net, x):
-    """The periphery has its own generator: a chip is the same chip with or without it (paired studies)."""
+    """The periphery has its own streams: a chip is the same chip with or without it (paired studies)."""
     near_ideal = Periphery(out_bound=1e6)  # not ideal, but numerically a plain product
     for comp in ("none", "gdc"):
         a = AnalogChip(net, seed=5).read(3600.0, comp)(x)
@@ -146,8 +166,8 @@ def test_gdc_readout_through_the_periphery(net):
     per = Periphery.aihwkit_like(gdc_readout="periphery")
     ref = chip._periphery_reference(per)
     for name, st in chip.layers.items():
-        w_day = chip._read_difference(st, 86_400.0) / drift_only.g_max_us
-        alpha = ref[name] / one_hot_readout(w_day, per, torch.Generator().manual_seed(1))
+        w_day = chip._read_difference(st, 86_400.0, 0, 1) / drift_only.g_max_us
+        alpha = ref[name] / one_hot_readout(w_day, per, rng.Stream(0, rng.READOUT_NOISE, 0, 0, 1))
         assert 1.0 < alpha < 1.25 * exact[name], name
     assert one_hot_readout(torch.zeros(3, 4), Periphery(out_bits=8, out_bound=10.0)) == 1e-4  # aihwkit's floor
 
@@ -159,7 +179,7 @@ def test_accuracy_vs_time_records_the_periphery(net):
     per = Periphery.aihwkit_like()
     a = accuracy_vs_time(net, split, [60.0], n_chips=1, progress=False, periphery=per)
     b = accuracy_vs_time(net, split, [60.0], n_chips=1, progress=False, periphery=per)
-    assert a["per_chip"] == b["per_chip"]  # reproducible: output noise from seeded generators
+    assert a["per_chip"] == b["per_chip"]  # reproducible: output noise from the chip's stream
     assert a["meta"]["periphery"] == per.to_dict()
 
 

@@ -82,7 +82,7 @@ def test_committed_one_day_points_are_what_the_code_produces(name, cifar_test):
     j = res["times_s"].index(DAY_S)
     analog = copy.deepcopy(model)
     for k in ((0,) if name == "resnet32-fp32" else (1,)):
-        chip = AnalogChip(model, params, seed=res["meta"]["seeds"][k])
+        chip = AnalogChip(model, params, seed=res["meta"]["seeds"][k], stream=res["meta"].get("stream", "torch-cpu"))
         for t in res["times_s"][:j]:  # the reads this chip had before, in order (fresh read noise each)
             chip.weights_at(t, "gdc")
         acc = accuracy(chip.read_into(analog, DAY_S, "gdc"), cifar_test)
@@ -132,17 +132,19 @@ def test_committed_periphery_parts_are_paired_with_the_ideal_periphery(name):
 def test_committed_periphery_point_is_what_the_code_produces(cifar_test):
     """Chip 0 of direct mapping at 1 day through the aihwkit-like periphery, re-simulated on this CPU.
 
-    The committed result ran on a GPU. The chip and its GDC readouts are the same on any device
-    (their random state lives on the CPU), but the output noise of the forward pass is drawn by the
-    device's own generator: the same chip, other noise, so the accuracy agrees within the noise
-    (0.22 points apart between an H200 and a CPU in ``scripts/device_checks.py``), not image for
-    image. On this chip and day the periphery costs 3.9 points, so an ideal read would fail.
+    The committed result ran on a GPU before the counter-based stream (its file has no ``stream``
+    entry): its conductances come from the sequential CPU generator (``stream="torch-cpu"``, the same
+    chip), but its output noise and GDC readout noise were drawn by the device's own generator: the
+    same chip, other noise, so the accuracy agrees within the noise (0.22 points apart between an
+    H200 and a CPU in ``scripts/device_checks.py``), not image for image. On this chip and day the
+    periphery costs 3.9 points, so an ideal read would fail.
     """
     res = zoo.results("periphery/resnet32-fp32_gdc_aihwkit")
     ideal = zoo.results("resnet32-fp32_gdc")
     per = Periphery(**res["meta"]["periphery"])
     j = res["times_s"].index(DAY_S)
-    chip = AnalogChip(aimc_lib.pretrained("resnet32-fp32"), PCMParams(), seed=res["meta"]["seeds"][0])
+    chip = AnalogChip(aimc_lib.pretrained("resnet32-fp32"), PCMParams(), seed=res["meta"]["seeds"][0],
+                      stream=res["meta"].get("stream", "torch-cpu"))
     for t in res["times_s"][:j]:  # the reads this chip had before, in order (fresh noise each)
         chip.read(t, "gdc", periphery=per)
     acc = accuracy(chip.read(DAY_S, "gdc", periphery=per), cifar_test)
