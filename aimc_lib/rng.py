@@ -24,8 +24,7 @@ Box-Muller on two pairs, in float32: ``u1 = ((x >> 8) + 1) 2^-24`` in (0, 1], ``
 The integer stream is bitwise identical on every backend; the normals agree up to the float32
 rounding of log, sin and cos (about 1e-7 relative).
 
-The reference below uses int64 tensors only (the 32x32 -> 64-bit product in 16-bit halves, so no
-operation overflows), so it runs unchanged on a CPU or a GPU. The compiled backends
+The reference below uses int64 tensors only, so it runs unchanged on a CPU or a GPU. The compiled backends
 (:mod:`aimc_lib.periphery_cpu`, :mod:`aimc_lib.periphery_triton`) implement the same function.
 """
 from __future__ import annotations
@@ -73,11 +72,14 @@ def stream(kind: int, layer: int = 0, sub: int = 0, read: int = 0) -> tuple[int,
 
 
 def _mulhilo(m: int, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """High and low 32-bit words of ``m * b`` (``m`` a 32-bit constant, ``b`` int64 in [0, 2^32))."""
-    p_lo = (b & 0xFFFF) * m  # < 2^48
-    p_hi = (b >> 16) * m  # < 2^48
-    mid = p_lo + ((p_hi & 0xFFFF) << 16)  # < 2^49
-    return (p_hi >> 16) + (mid >> 32), mid & MASK32
+    """High and low 32-bit words of ``m * b`` (``m`` a 32-bit constant, ``b`` int64 in [0, 2^32)).
+
+    The 64-bit product may exceed int64's range; PyTorch's int64 products wrap modulo 2^64 on CPUs
+    and GPUs (two's complement), so its bits are the unsigned product's: the high word is an
+    arithmetic shift masked to 32 bits. Random123's known answers pin this on every machine (tests).
+    """
+    p = b * m
+    return (p >> 32) & MASK32, p & MASK32
 
 
 def philox4x32(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor, seed: int,
@@ -115,16 +117,35 @@ def uint32_blocks(seed: int, words: tuple[int, int], rows: int, blocks: int, row
     return torch.stack(philox4x32(c0, c1, c2.expand_as(c0), c3.expand_as(c0), seed), dim=-1)
 
 
+#: Counters per chunk on a CPU: the chunk's words stay in the cache through Philox's ten rounds
+#: (about 2.5x faster than whole tensors at a hundred images of ResNet-32 outputs).
+CPU_CHUNK_BLOCKS = 1 << 16
+
+
 def normal(seed: int, words: tuple[int, int], rows: int, cols: int, row0: int = 0, device=None) -> torch.Tensor:
     """``[rows, cols]`` float32 standard normals: value ``(r, j)`` is lane ``j % 4`` of the block
     ``(c0 = j // 4, c1 = row0 + r, c2, c3 = words)`` under the key ``seed`` (module docstring)."""
+    seed = check_seed(seed)
     if rows < 0 or cols < 0:
         raise ValueError(f"rng.normal: rows and cols must be >= 0, got {rows}, {cols}")
+    device = torch.device(device) if device is not None else torch.device("cpu")
     blocks = -(-cols // 4)
-    x = uint32_blocks(seed, words, rows, blocks, row0, device)
-    z0, z1 = _box_muller(x[..., 0], x[..., 1])
-    z2, z3 = _box_muller(x[..., 2], x[..., 3])
-    return torch.stack((z0, z1, z2, z3), dim=-1).reshape(rows, blocks * 4)[:, :cols]
+    out = torch.empty((rows, blocks, 4), dtype=torch.float32, device=device)
+    flat = out.view(-1, 4)
+    total = rows * blocks
+    chunk = CPU_CHUNK_BLOCKS if device.type == "cpu" else max(total, 1)
+    c2 = words[0] & MASK32
+    c3 = words[1] & MASK32
+    for start in range(0, total, chunk):
+        index = torch.arange(start, min(total, start + chunk), dtype=torch.int64, device=device)
+        c1 = (index // blocks + row0) & MASK32
+        c0 = index % blocks
+        x0, x1, x2, x3 = philox4x32(c0, c1, torch.full_like(c0, c2), torch.full_like(c0, c3), seed)
+        part = flat[start:start + len(index)]
+        part[:, 0], part[:, 1] = _box_muller(x0, x1)
+        part[:, 2], part[:, 3] = _box_muller(x2, x3)
+    out = out.view(rows, blocks * 4)
+    return out if blocks * 4 == cols else out[:, :cols].contiguous()
 
 
 def normal_like(t: torch.Tensor, seed: int, words: tuple[int, int]) -> torch.Tensor:
