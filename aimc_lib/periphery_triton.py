@@ -74,6 +74,23 @@ if available:
         theta = u2 * TWO_PI
         return tl.where(lane % 2 == 0, r * tl.cos(theta), r * tl.sin(theta))
 
+    @triton.jit
+    def _stream_kernel(out_ptr, words_ptr, seed_lo, seed_hi, c2, c3, row0, ROWS, COLS, BLOCK: tl.constexpr):
+        """The stream's normals ``[ROWS, COLS]`` and the raw words of value 0 of each block (for tests)."""
+        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        ok = i < ROWS * COLS
+        row = i // COLS
+        j = i % COLS
+        k0 = seed_lo.to(tl.uint32)
+        k1 = seed_hi.to(tl.uint32)
+        tl.store(out_ptr + i, _stream_normal(k0, k1, c2.to(tl.uint32), c3.to(tl.uint32), row0 + row, j), mask=ok)
+        zero = (j * 0).to(tl.uint32)
+        x0, x1, x2, x3 = tl.philox_impl((j // 4).to(tl.uint32), (row0 + row).to(tl.uint32) + zero,
+                                        zero + c2.to(tl.uint32), zero + c3.to(tl.uint32), k0, k1, 10)
+        lane = j % 4
+        word = tl.where(lane == 0, x0, tl.where(lane == 1, x1, tl.where(lane == 2, x2, x3)))
+        tl.store(words_ptr + i, word.to(tl.int64), mask=ok)
+
     @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "c2", "c3", "row0"])
     def _dac_conv_kernel(x_ptr, w_ptr, w_lo_ptr, out_ptr, seed_lo, seed_hi, c2, c3, row0,
                          M, H, W, C, HO, WO, COUT, SH, SW, PH, PW,
@@ -144,6 +161,18 @@ def split_tf32(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``w`` (float32) as ``hi + lo``: ``hi`` its top 11 significant bits (exact in TF32), ``lo`` the rest (exact)."""
     hi = (w.view(torch.int32) & -8192).view(torch.float32)  # clear the 13 low mantissa bits
     return hi, w - hi
+
+
+def stream(seed: int, words: tuple[int, int], rows: int, cols: int, row0: int = 0,
+           device="cuda") -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's draws of the stream, to check them against :func:`aimc_lib.rng.normal`: the
+    normals ``[rows, cols]`` and the 32-bit word each value comes from (lane ``j % 4`` of its block)."""
+    out = torch.empty((rows, cols), dtype=torch.float32, device=device)
+    raw = torch.empty((rows, cols), dtype=torch.int64, device=device)
+    block = 256
+    _stream_kernel[(triton.cdiv(rows * cols, block),)](out, raw, seed & 0xFFFFFFFF, seed >> 32, words[0], words[1],
+                                                       row0, rows, cols, BLOCK=block)
+    return out, raw
 
 
 def supports(x: torch.Tensor, w4d: torch.Tensor, per) -> bool:

@@ -96,6 +96,16 @@ def _error_bound(x, s, w, conv, per, digital_scale):
     return (magnitude * eps * s.unsqueeze(1).double() * step * digital_scale).float()
 
 
+@pytest.mark.parametrize("seed", [0, 12345, 2 ** 64 - 1])
+def test_kernel_draws_the_stream_of_the_reference(kernel, seed):
+    """The integer stream is bitwise the reference's; the normals agree up to float32 log/sin/cos."""
+    words = rng.stream(rng.OUTPUT_NOISE, layer=7, read=3)
+    z, raw = kernel.stream(seed, words, rows=5, cols=37, row0=2 ** 32 - 3, device=DEVICE)
+    ref_raw = rng.uint32_blocks(seed, words, rows=5, blocks=10, row0=2 ** 32 - 3).reshape(5, 40)[:, :37]
+    assert torch.equal(raw.cpu(), ref_raw)
+    torch.testing.assert_close(z.cpu(), rng.normal(seed, words, 5, 37, row0=2 ** 32 - 3), rtol=0, atol=1e-6)
+
+
 def test_weights_split_into_an_exact_tf32_part_and_the_rest(kernel):
     w = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * torch.logspace(-6, 1, 1000)
     hi, lo = kernel.split_tf32(w)
