@@ -60,6 +60,19 @@ def check_stream(name: str) -> str:
     return name
 
 
+def programming_streams(seed: int, layer: int, device: int) -> tuple[rng.Stream, rng.Stream]:
+    """The streams of device ``device`` (0: G+, 1: G-) of layer ``layer`` (in
+    :func:`aimc_lib.models.analog_layers` order) of chip ``seed``: its programming noise and its drift
+    exponents (pass both to :func:`aimc_lib.pcm.program`)."""
+    return (rng.Stream(seed, rng.PROGRAMMING, layer, device), rng.Stream(seed, rng.DRIFT_EXPONENT, layer, device))
+
+
+def read_stream(seed: int, layer: int, device: int, read: int) -> rng.Stream:
+    """The read noise of read ``read`` (0: the calibration read right after programming) of device
+    ``device`` (0: G+, 1: G-) of layer ``layer`` of chip ``seed`` (pass it to :func:`aimc_lib.pcm.read`)."""
+    return rng.Stream(seed, rng.READ_NOISE, layer, device, read)
+
+
 def check_compensation(name: str) -> str:
     if name not in COMPENSATIONS:
         raise ValueError(f"unknown compensation {name!r}; choose one of {COMPENSATIONS}")
@@ -146,7 +159,7 @@ class AnalogChip:
     def _programming_draws(self, layer: int, sub: int):
         if self.generator is not None:
             return self.generator
-        return (rng.Stream(self.seed, rng.PROGRAMMING, layer, sub), rng.Stream(self.seed, rng.DRIFT_EXPONENT, layer, sub))
+        return programming_streams(self.seed, layer, sub)
 
     def _next_read(self) -> int:
         self.reads += 1
@@ -157,8 +170,7 @@ class AnalogChip:
         if self.generator is not None:
             g_plus = g_minus = self.generator
         else:
-            g_plus = rng.Stream(self.seed, rng.READ_NOISE, layer, 0, read)
-            g_minus = rng.Stream(self.seed, rng.READ_NOISE, layer, 1, read)
+            g_plus, g_minus = read_stream(self.seed, layer, 0, read), read_stream(self.seed, layer, 1, read)
         return pcm.read(st.g_plus_us, st.nu_plus, t_s, p, g_plus) - pcm.read(st.g_minus_us, st.nu_minus, t_s, p, g_minus)
 
     def gdc_factors(self, t_s: float) -> dict[str, float]:

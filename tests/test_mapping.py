@@ -139,3 +139,41 @@ def test_read_into_equals_read(net, x):
         torch.testing.assert_close(chip_a.read_into(target, t)(x), chip_b.read(t)(x))
     with pytest.raises(ValueError, match="layers"):
         chip_a.read_into(resnet(8), 1.0)
+
+
+def test_a_chip_is_its_streams():
+    """Every draw of a chip is named: programming by (seed, layer, device), reads also by the read's index."""
+    from aimc_lib import pcm
+    from aimc_lib.mapping import programming_streams, read_stream, weights_to_targets
+    from aimc_lib.models import analog_layers, crossbar_matrix
+    net = resnet_with_statistics(8, (8, 12, 16))
+    chip = AnalogChip(net, seed=11)
+    name, layer = list(analog_layers(net).items())[2]
+    w = crossbar_matrix(layer).detach().float()
+    tp, tm = weights_to_targets(w, float(w.abs().max()), chip.params.g_max_us)
+    gp, nup = pcm.program(tp, chip.params, programming_streams(11, 2, 0))
+    gm, num = pcm.program(tm, chip.params, programming_streams(11, 2, 1))
+    st = chip.layers[name]
+    assert all(torch.equal(a, b) for a, b in [(gp, st.g_plus_us), (nup, st.nu_plus), (gm, st.g_minus_us),
+                                              (num, st.nu_minus)])
+    w_day = chip.weights_at(86_400.0, "none")[name]  # read 1 after the calibration read 0
+    diff = pcm.read(gp, nup, 86_400.0, chip.params, read_stream(11, 2, 0, 1)) - \
+        pcm.read(gm, num, 86_400.0, chip.params, read_stream(11, 2, 1, 1))
+    torch.testing.assert_close(w_day, diff * (st.w_max / chip.params.g_max_us), rtol=0, atol=0)
+    # the same chip on another run, whatever was read before on another one
+    other = AnalogChip(net, seed=11)
+    other.weights_at(60.0, "none")
+    assert torch.equal(other.layers[name].g_plus_us, st.g_plus_us)
+    assert not torch.equal(other.weights_at(86_400.0, "none")[name], w_day)  # read 2: fresh read noise
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_seed_names_the_same_chip_on_a_gpu():
+    net = resnet_with_statistics(8, (8, 12, 16))
+    cpu = AnalogChip(net, seed=4)
+    gpu = AnalogChip(net.cuda(), seed=4)
+    for name, st in cpu.layers.items():
+        torch.testing.assert_close(gpu.layers[name].g_plus_us.cpu(), st.g_plus_us, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gpu.weights_at(3600.0)["conv1"].cpu(), cpu.weights_at(3600.0)["conv1"],
+                               rtol=1e-5, atol=1e-6)
+    net.cpu()
