@@ -1,6 +1,6 @@
 """Statistical model of a phase-change memory (PCM) device.
 
-The model calibrated on IBM's one-million-device PCM array (Nandakumar et al., ICECS 2019), as
+Characterised on >10,000 devices of IBM's 1M-device PCM array (Nandakumar et al., ICECS 2019), as
 used by Joshi et al. (Nat. Commun. 2020) and by aihwkit's ``PCMLikeNoiseModel``. Conductances are
 in microsiemens (uS), times in seconds; ``g = G / G_max`` is the normalized conductance.
 
