@@ -204,28 +204,61 @@ int32_t output_stage(float *y, int64_t rows, int32_t cols, const float *row_gain
 
 #if defined(__x86_64__)
 
-/* High and low 32-bit words of m * x in each of 8 lanes (_mm256_mul_epu32 multiplies the even lanes). */
-AVX2_FMA static inline void mulhilo8(__m256i m, __m256i x, __m256i *hi, __m256i *lo) {
-    const __m256i even = _mm256_mul_epu32(x, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), m);
-    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+/* Philox4x32-10 on 4 counters per vector, one in the low half of each 64-bit lane: _mm256_mul_epu32 gives
+ * the whole 64-bit product (low word in the low half, high word in the high half); the high halves of the
+ * other words are never read. A row's first two rounds depend on the counter's c0 only through one of
+ * their two products (the others, and the keys, are the row's constants: philox_row_t). */
+typedef struct { __m256i k0[10], k1[10], k3, bk, ck, dk; } philox_row_t;
+
+AVX2_FMA static void philox_row_setup(const stream_t *s, uint32_t row, philox_row_t *p) {
+    uint32_t k0 = s->k0, k1 = s->k1, k1_0 = k1, k0_1 = k0 + PHILOX_W0, k1_1 = k1 + PHILOX_W1;
+    for (int r = 0; r < 10; r++, k0 += PHILOX_W0, k1 += PHILOX_W1) {
+        p->k0[r] = _mm256_set1_epi32((int)k0);
+        p->k1[r] = _mm256_set1_epi32((int)k1);
+    }
+    const uint64_t p1 = (uint64_t)PHILOX_M1 * s->c2; /* round 0: c0' = a, c1' = b */
+    const uint32_t a = (uint32_t)(p1 >> 32) ^ row ^ s->k0, b = (uint32_t)p1;
+    const uint64_t p0 = (uint64_t)PHILOX_M0 * a; /* round 1: c3'' = d */
+    const uint32_t d = (uint32_t)p0, k1_2 = s->k1 + 2 * PHILOX_W1;
+    p->k3 = _mm256_set1_epi32((int)(s->c3 ^ k1_0));
+    p->bk = _mm256_set1_epi32((int)(b ^ k0_1));
+    p->ck = _mm256_set1_epi32((int)((uint32_t)(p0 >> 32) ^ k1_1));
+    p->dk = _mm256_set1_epi32((int)(d ^ k1_2));
 }
 
-/* Philox4x32-10 of 8 counters (c[w] holds word w of each), in place. */
-AVX2_FMA static inline void philox8(__m256i c[4], uint32_t k0, uint32_t k1) {
+/* The four words of the blocks c0 (the low halves of c0's 64-bit lanes) of the row p. */
+AVX2_FMA static inline void philox4(const philox_row_t *p, __m256i c0, __m256i x[4]) {
     const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
-    __m256i key0 = _mm256_set1_epi32((int)k0), key1 = _mm256_set1_epi32((int)k1);
-    const __m256i w0 = _mm256_set1_epi32((int)PHILOX_W0), w1 = _mm256_set1_epi32((int)PHILOX_W1);
-    _Pragma("GCC unroll 10") for (int r = 0; r < 10; r++) {
-        if (r) { key0 = _mm256_add_epi32(key0, w0); key1 = _mm256_add_epi32(key1, w1); }
-        __m256i hi0, lo0, hi1, lo1;
-        mulhilo8(m0, c[0], &hi0, &lo0);
-        mulhilo8(m1, c[2], &hi1, &lo1);
-        c[0] = _mm256_xor_si256(_mm256_xor_si256(hi1, c[1]), key0);
-        c[1] = lo1;
-        c[2] = _mm256_xor_si256(_mm256_xor_si256(hi0, c[3]), key1);
-        c[3] = lo0;
+    __m256i p0 = _mm256_mul_epu32(c0, m0), p1; /* round 0 */
+    __m256i x0, x1, x2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), p->k3), x3 = p0;
+    p1 = _mm256_mul_epu32(x2, m1); /* round 1 */
+    x0 = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), p->bk);
+    x1 = p1;
+    x2 = _mm256_xor_si256(x3, p->ck);
+    p0 = _mm256_mul_epu32(x0, m0); /* round 2 */
+    p1 = _mm256_mul_epu32(x2, m1);
+    x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1), p->k0[2]);
+    x1 = p1;
+    x2 = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), p->dk);
+    x3 = p0;
+    _Pragma("GCC unroll 7") for (int r = 3; r < 10; r++) {
+        p0 = _mm256_mul_epu32(x0, m0);
+        p1 = _mm256_mul_epu32(x2, m1);
+        x0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1), p->k0[r]);
+        x1 = p1;
+        x2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3), p->k1[r]);
+        x3 = p0;
     }
+    x[0] = x0; x[1] = x1; x[2] = x2; x[3] = x3;
+}
+
+/* The four words of the blocks b .. b + 7 of the row p, word w of block b + i in lane i of c[w]. */
+AVX2_FMA static inline void philox8(const philox_row_t *p, uint32_t b, __m256i c[4]) {
+    const __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i even[4], odd[4];
+    philox4(p, c0, even); /* blocks b, b + 2, ... */
+    philox4(p, _mm256_srli_epi64(c0, 32), odd); /* blocks b + 1, b + 3, ... */
+    for (int w = 0; w < 4; w++) c[w] = _mm256_blend_epi32(even[w], _mm256_slli_epi64(odd[w], 32), 0xAA);
 }
 
 /* Natural log of u in (0, 1] (Cephes' logf: exponent and a polynomial in the mantissa, ~1 ulp). */
@@ -293,11 +326,10 @@ AVX2_FMA static inline void box_muller8(__m256i a, __m256i b, __m256 *z0, __m256
     *z1 = _mm256_mul_ps(r, s);
 }
 
-/* The 32 values of blocks b .. b + 7 of stream row `row` into out[0 .. 32), in the row's order. */
-AVX2_FMA static inline void normals32(const stream_t *s, uint32_t row, uint32_t b, float *out) {
-    __m256i c[4] = {_mm256_add_epi32(_mm256_set1_epi32((int)b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-                    _mm256_set1_epi32((int)row), _mm256_set1_epi32((int)s->c2), _mm256_set1_epi32((int)s->c3)};
-    philox8(c, s->k0, s->k1);
+/* The 32 values of blocks b .. b + 7 of the row p into out[0 .. 32), in the row's order. */
+AVX2_FMA static inline void normals32(const philox_row_t *p, uint32_t b, float *out) {
+    __m256i c[4];
+    philox8(p, b, c);
     __m256 z0, z1, z2, z3; /* lane l of the 8 blocks */
     box_muller8(c[0], c[1], &z0, &z1);
     box_muller8(c[2], c[3], &z2, &z3);
@@ -312,17 +344,24 @@ AVX2_FMA static inline void normals32(const stream_t *s, uint32_t row, uint32_t 
     _mm256_storeu_ps(out + 24, _mm256_permute2f128_ps(v2, v3, 0x31));
 }
 
-AVX2_FMA static void normals_row_avx2(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst) {
+/* Values j0 .. j0 + n - 1 of the row p into dst[0 .. n). */
+AVX2_FMA static void normals_run_avx2(const philox_row_t *p, int64_t j0, int64_t n, float *dst) {
     const int64_t end = j0 + n;
     float buf[32];
     for (int64_t j = j0 & ~(int64_t)3; j < end; j += 32) { /* j: the first value of 8 blocks */
         const int64_t lo = j > j0 ? j : j0, hi = j + 32 < end ? j + 32 : end;
-        if (lo == j && hi == j + 32) normals32(s, row, (uint32_t)(j >> 2), dst + (j - j0));
+        if (lo == j && hi == j + 32) normals32(p, (uint32_t)(j >> 2), dst + (j - j0));
         else {
-            normals32(s, row, (uint32_t)(j >> 2), buf);
+            normals32(p, (uint32_t)(j >> 2), buf);
             memcpy(dst + (lo - j0), buf + (lo - j), sizeof(float) * (size_t)(hi - lo));
         }
     }
+}
+
+AVX2_FMA static void normals_row_avx2(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst) {
+    philox_row_t p;
+    philox_row_setup(s, row, &p);
+    normals_run_avx2(&p, j0, n, dst);
 }
 
 /* dst[0 .. len) = the DAC levels of src[0 .. len) at input gain s: round(src * s), clipped to +-half if clip_in. */
@@ -458,6 +497,8 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
     const int mr = nvec == 1 ? 12 : 6; /* 12 accumulators: 12 x 1 or 6 x 2 vectors (6 x 1 for an odd last one) */
     const int64_t hw = (int64_t)ho * wo, npos = nb * hw;
     int32_t n = 0, oy = 0, ox = 0; /* the next patch's image and output pixel */
+    philox_row_t noise_row; /* the stream row of image noise_img */
+    int64_t noise_img = -1;
     for (int64_t p0 = 0; p0 < npos; p0 += mr) {
         for (int m = 0; m < mr; m++) {
             if (p0 + m >= npos) { memset(a + (int64_t)m * k, 0, sizeof(float) * k); continue; }
@@ -483,8 +524,11 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
             for (int m = 0; m < rows;) {
                 const int64_t img = (p0 + m) / hw, pix = (p0 + m) % hw;
                 const int run = hw - pix < rows - m ? (int)(hw - pix) : rows - m;
-                normals_row_avx2(st, (uint32_t)(row0 + (uint64_t)img), pix * cout, (int64_t)run * cout,
-                                 nbuf + (int64_t)m * cout);
+                if (img != noise_img) {
+                    noise_img = img;
+                    philox_row_setup(st, (uint32_t)(row0 + (uint64_t)img), &noise_row);
+                }
+                normals_run_avx2(&noise_row, pix * cout, (int64_t)run * cout, nbuf + (int64_t)m * cout);
                 m += run;
             }
         output_rows_avx2(tile, coutp, out + p0 * cout, rows, cout, A->gain, row_scale, A->noise_sd, nbuf, A->adc,

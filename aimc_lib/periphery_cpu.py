@@ -293,7 +293,7 @@ def normal(seed: int, words: tuple[int, int], rows: int, cols: int, row0: int = 
     if rows < 0 or cols < 0:
         raise ValueError(f"normal: rows and cols must be >= 0, got {rows}, {cols}")
     if vectorised and not has_dac_conv():
-        raise RuntimeError("the vectorised generator needs an x86-64 CPU with AVX2 and FMA")
+        raise RuntimeError("the vectorised generator needs the compiled library on an x86-64 CPU with AVX2 and FMA")
     out = torch.empty(rows, cols)
     _call("normal_fill", out=_ptr(out), rows=rows, cols=cols, vectorised=int(vectorised),
           **_stream_args(seed, words, row0))
