@@ -11,8 +11,9 @@
  * Random numbers: the simulation's one stream (aimc_lib/rng.py), Philox4x32-10 keyed by the 64-bit seed,
  * counter (c0 = block j / 4 within a row, c1 = row, c2, c3 = the stream's words), four values per block,
  * Box-Muller in float32. A value is named by (seed, words, row, j), so the noise does not depend on
- * threads, groups of images or chunks. Two implementations: scalar (any CPU; libm's logf, sinf, cosf),
- * and AVX2 (8 counters at a time; polynomial log, sin and cos, within 1e-6 of the reference).
+ * threads, groups of images or chunks. Two implementations, both with Cephes' polynomial log, sin and cos and
+ * within 1e-6 of the reference: portable (any CPU; plain loops the compiler vectorises) and AVX2 (8 counters at
+ * a time, with FMA).
  *
  * Two paths:
  * - portable loops (any CPU): the channel-wise abs-max, the DAC's patch matrix and the output stage;
@@ -38,24 +39,6 @@ static inline float round_half_even(float v) { return (v + ROUND_MAGIC) - ROUND_
 #define TWO_PI_F32 6.28318548202514648f /* float32(2 pi), rng.TWO_PI_F32 */
 #define INV_2_24 5.9604644775390625e-8f /* 2^-24 */
 
-/* Philox4x32-10 of the counter c[0..4) under the key (k0, k1), in place. */
-static inline void philox4x32_10(uint32_t c[4], uint32_t k0, uint32_t k1) {
-    for (int r = 0; r < 10; r++) {
-        if (r) { k0 += PHILOX_W0; k1 += PHILOX_W1; }
-        const uint64_t p0 = (uint64_t)PHILOX_M0 * c[0], p1 = (uint64_t)PHILOX_M1 * c[2];
-        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
-        c[0] = n0; c[1] = (uint32_t)p1; c[2] = n2; c[3] = (uint32_t)p0;
-    }
-}
-
-/* Box-Muller of two 32-bit words (rng._box_muller): u1 = ((a >> 8) + 1) 2^-24, u2 = (b >> 8) 2^-24. */
-static inline void box_muller(uint32_t a, uint32_t b, float *z0, float *z1) {
-    const float u1 = (float)((a >> 8) + 1) * INV_2_24, u2 = (float)(b >> 8) * INV_2_24;
-    const float r = sqrtf(-2.0f * logf(u1)), theta = u2 * TWO_PI_F32;
-    *z0 = r * cosf(theta);
-    *z1 = r * sinf(theta);
-}
-
 typedef struct { uint32_t k0, k1, c2, c3; } stream_t; /* a key and a stream's words */
 
 static stream_t stream_of(uint64_t seed, uint32_t c2, uint32_t c3) {
@@ -63,16 +46,84 @@ static stream_t stream_of(uint64_t seed, uint32_t c2, uint32_t c3) {
     return s;
 }
 
-/* Values j0 .. j0 + n - 1 of stream row `row` into dst[0 .. n) (scalar). */
+/* The portable version: 8 blocks at a time, Box-Muller as one branch-free loop over 16 pairs, which compilers
+ * vectorise (SSE2, NEON), with the same polynomial log, sin and cos as the AVX2 version below (without FMA). */
+#define BLOCKS 8
+
+static inline float bits_to_float(uint32_t b) { float f; memcpy(&f, &b, sizeof f); return f; }
+static inline uint32_t float_to_bits(float f) { uint32_t b; memcpy(&b, &f, sizeof b); return b; }
+static inline float select_f(uint32_t mask, float a, float b) { /* a where mask is all ones, b where it is 0 */
+    return bits_to_float((float_to_bits(a) & mask) | (float_to_bits(b) & ~mask));
+}
+
+/* Box-Muller of 2 BLOCKS pairs of words (rng._box_muller): zc[i], zs[i] = r cos theta, r sin theta of (a[i], b[i]).
+ * log: Cephes' logf (exponent and a polynomial in the mantissa, ~1 ulp); cos and sin: quadrant
+ * q = round(theta 2/pi), theta - q pi/2 in three parts (Cody and Waite: q times the first two is exact),
+ * Cephes' polynomials on [-pi/4, pi/4]. */
+static void box_muller_pairs(const uint32_t *restrict a, const uint32_t *restrict b, float *restrict zc,
+                             float *restrict zs) {
+    for (int i = 0; i < 2 * BLOCKS; i++) {
+        const float u1 = (float)(int32_t)((a[i] >> 8) + 1) * INV_2_24, u2 = (float)(int32_t)(b[i] >> 8) * INV_2_24;
+        const uint32_t bits = float_to_bits(u1);
+        const float m = bits_to_float((bits & 0x007fffffu) | 0x3f000000u); /* in [0.5, 1) */
+        const uint32_t small = -(uint32_t)(m < 0.707106781186547524f);
+        const float e = (float)((int32_t)(bits >> 23) - 126 + (int32_t)small);
+        const float x = (m + bits_to_float(float_to_bits(m) & small)) - 1.0f, x2 = x * x;
+        float y = 7.0376836292e-2f;
+        y = y * x - 1.1514610310e-1f;
+        y = y * x + 1.1676998740e-1f;
+        y = y * x - 1.2420140846e-1f;
+        y = y * x + 1.4249322787e-1f;
+        y = y * x - 1.6668057665e-1f;
+        y = y * x + 2.0000714765e-1f;
+        y = y * x - 2.4999993993e-1f;
+        y = y * x + 3.3333331174e-1f;
+        y = y * x * x2 + e * -2.12194440e-4f - 0.5f * x2;
+        const float rad = sqrtf(-2.0f * ((x + y) + e * 0.693359375f));
+        const float theta = u2 * TWO_PI_F32;
+        const float qf = round_half_even(theta * 0.636619772367581343f);
+        const float r = ((theta - qf * 1.5703125f) - qf * 4.837512969970703125e-4f) - qf * 7.54978995489188216e-8f;
+        const float z = r * r;
+        const float sn = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+        const float cs = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z
+                         + (1.0f - 0.5f * z);
+        const uint32_t q = (uint32_t)(int32_t)qf, swap = -(q & 1); /* 0 .. 4; theta = q pi/2 + r */
+        /* cos is negative in quadrants 1 and 2, sin in 2 and 3: sign bits from bit 1 of q + 1 and of q */
+        zc[i] = rad * bits_to_float(float_to_bits(select_f(swap, sn, cs)) ^ (((q + 1) & 2) << 30));
+        zs[i] = rad * bits_to_float(float_to_bits(select_f(swap, cs, sn)) ^ ((q & 2) << 30));
+    }
+}
+
+/* The 32 values of blocks b .. b + 7 of stream row `row` into out[0 .. 32), in the row's order. */
+static void normals32_portable(const stream_t *s, uint32_t row, uint32_t b, float *out) {
+    uint32_t first[2 * BLOCKS], second[2 * BLOCKS]; /* (x0, x1) of each block, then (x2, x3) */
+    float zc[2 * BLOCKS], zs[2 * BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) { /* Philox4x32-10 */
+        uint32_t c0 = b + (uint32_t)i, c1 = row, c2 = s->c2, c3 = s->c3, k0 = s->k0, k1 = s->k1;
+        for (int r = 0; r < 10; r++) {
+            if (r) { k0 += PHILOX_W0; k1 += PHILOX_W1; }
+            const uint64_t p0 = (uint64_t)PHILOX_M0 * c0, p1 = (uint64_t)PHILOX_M1 * c2;
+            c0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+            c1 = (uint32_t)p1;
+            c2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+            c3 = (uint32_t)p0;
+        }
+        first[i] = c0; second[i] = c1; first[BLOCKS + i] = c2; second[BLOCKS + i] = c3;
+    }
+    box_muller_pairs(first, second, zc, zs);
+    for (int i = 0; i < BLOCKS; i++) {
+        out[4 * i] = zc[i]; out[4 * i + 1] = zs[i]; out[4 * i + 2] = zc[BLOCKS + i]; out[4 * i + 3] = zs[BLOCKS + i];
+    }
+}
+
+/* Values j0 .. j0 + n - 1 of stream row `row` into dst[0 .. n) (portable). */
 static void normals_row(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst) {
     const int64_t end = j0 + n;
-    for (int64_t j = j0; j < end;) {
-        uint32_t c[4] = {(uint32_t)(j >> 2), row, s->c2, s->c3};
-        float z[4];
-        philox4x32_10(c, s->k0, s->k1);
-        box_muller(c[0], c[1], z, z + 1);
-        box_muller(c[2], c[3], z + 2, z + 3);
-        for (int lane = (int)(j & 3); lane < 4 && j < end; lane++, j++) dst[j - j0] = z[lane];
+    float buf[4 * BLOCKS];
+    for (int64_t j = j0 & ~(int64_t)3; j < end; j += 4 * BLOCKS) { /* j: the first value of BLOCKS blocks */
+        const int64_t lo = j > j0 ? j : j0, hi = j + 4 * BLOCKS < end ? j + 4 * BLOCKS : end;
+        normals32_portable(s, row, (uint32_t)(j >> 2), buf);
+        memcpy(dst + (lo - j0), buf + (lo - j), sizeof(float) * (size_t)(hi - lo));
     }
 }
 

@@ -14,10 +14,10 @@ compiled paths replace them:
   matrix (scale, round, clip), and the output stage (:func:`output_stage_`), with the product a
   PyTorch matrix product. This output stage also serves the FC layer.
 
-**Noise: the simulation's one stream** (:mod:`aimc_lib.rng`, Philox4x32-10), in C: a scalar version
-(libm's ``logf``, ``sinf``, ``cosf``) and an AVX2 one (8 counters at a time, polynomial log, sin and
-cos), both within 1e-6 of :func:`aimc_lib.rng.normal` (tested). An output's noise is named by what
-it is, so it does not depend on threads, groups or chunks:
+**Noise: the simulation's one stream** (:mod:`aimc_lib.rng`, Philox4x32-10), in C: a portable version
+(plain loops the compiler vectorises) and an AVX2 one (8 counters at a time, FMA), both with Cephes'
+polynomial log, sin and cos, both within 1e-6 of :func:`aimc_lib.rng.normal` (tested). An output's
+noise is named by what it is, so it does not depend on threads, groups or chunks:
 
 * a conv output (image ``n`` of the layer call, output pixel ``p = oy * Wo + ox``, channel ``c``) gets
   value ``(row0 + n, p * Cout + c)`` of the stream ``(seed, words)``: the images are the stream's rows,
@@ -69,8 +69,8 @@ import torch
 from . import rng
 
 SOURCE = Path(__file__).with_name("periphery_cpu.c")
-CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-std=c99", "-Werror=implicit-function-declaration",
-          "-Werror=missing-prototypes"]
+CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno", "-std=c99",
+          "-Werror=implicit-function-declaration", "-Werror=missing-prototypes"]
 
 #: Every exported C function: name -> (return type, [(argument type, argument name), ...]). The ctypes
 #: signatures and the C header included when compiling are both generated from it.

@@ -46,7 +46,7 @@ def _close_to_stream(z: torch.Tensor, ref: torch.Tensor, scale: float = 1.0) -> 
 
 # ---- the stream ----
 
-@pytest.mark.parametrize("vectorised", [False, True], ids=["scalar", "avx2"])
+@pytest.mark.parametrize("vectorised", [False, True], ids=["portable", "avx2"])
 @pytest.mark.parametrize("seed, words, rows, cols, row0", [
     (0, (0, 0), 3, 17, 0), (2 ** 64 - 1, (5, 2 ** 32 - 1), 5, 1001, 7), (123, WORDS, 40, 32, 2 ** 32 - 3),
     (7, WORDS, 2, 1, 0), (7, WORDS, 2, 0, 0)])
@@ -59,7 +59,7 @@ def test_normals_are_the_stream(lib, vectorised, seed, words, rows, cols, row0):
     _close_to_stream(z, ref)
 
 
-@pytest.mark.parametrize("vectorised", [False, True], ids=["scalar", "avx2"])
+@pytest.mark.parametrize("vectorised", [False, True], ids=["portable", "avx2"])
 def test_many_normals_are_the_stream(lib, vectorised):
     """A million values: the polynomial log, sin and cos over their whole range (u1 down to 2^-24)."""
     if vectorised and not lib.has_dac_conv:
