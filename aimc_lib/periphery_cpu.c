@@ -218,11 +218,12 @@ void dac_patches(const float *x, const float *inv, float *cols, int32_t nb, int3
 int32_t output_stage(float *y, int64_t rows, int32_t cols, const float *row_gain, float gain, const float *row_scale,
                      float noise_sd, uint64_t seed, uint32_t c2, uint32_t c3, uint64_t row0, int64_t pixels_per_image,
                      int32_t adc, int32_t clip, float lo, float hi) {
+    if (rows <= 0 || cols <= 0) return 0;
     const stream_t st = stream_of(seed, c2, c3);
     const int avx2 = cpu_has_avx2_fma();
     const int64_t run_rows = cols >= NOISE_BUF ? 1 : NOISE_BUF / cols; /* rows whose noise is drawn at once */
     float *z = NULL;
-    if (noise_sd > 0.0f && rows > 0 && !(z = malloc(sizeof(float) * (cols > NOISE_BUF ? cols : NOISE_BUF))))
+    if (noise_sd > 0.0f && !(z = malloc(sizeof(float) * (cols > NOISE_BUF ? cols : NOISE_BUF))))
         return -1;
     for (int64_t i0 = 0; i0 < rows;) {
         int64_t i1 = i0 + run_rows < rows ? i0 + run_rows : rows;

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shlex
@@ -286,6 +287,11 @@ def _stream_args(seed, words, row0) -> dict:
     return dict(seed=seed, c2=words[0], c3=words[1], row0=row0)
 
 
+def _check_noise_sd(noise_sd: float) -> None:
+    if not (math.isfinite(float(noise_sd)) and noise_sd >= 0):
+        raise ValueError(f"noise_sd must be a finite number >= 0, got {noise_sd!r}")
+
+
 def normal(seed: int, words: tuple[int, int], rows: int, cols: int, row0: int = 0,
            vectorised: bool = False) -> torch.Tensor:
     """``[rows, cols]`` standard normals of the stream, as :func:`aimc_lib.rng.normal` (up to the float
@@ -348,6 +354,7 @@ def output_stage_(y_rows: torch.Tensor, gain: float | torch.Tensor, row_scale: t
     if isinstance(pixels_per_image, bool) or not isinstance(pixels_per_image, int) or pixels_per_image < 1 \
             or rows % pixels_per_image:
         raise ValueError(f"output_stage_: {rows} rows are not whole images of pixels_per_image = {pixels_per_image}")
+    _check_noise_sd(noise_sd)
     lo, hi = clip if clip is not None else (0.0, 0.0)
     rc = _call("output_stage", y=_ptr(y_rows), rows=rows, cols=cols, row_gain=_ptr(row_gain), gain=float(gain),
                row_scale=_ptr(row_scale), noise_sd=float(noise_sd), pixels_per_image=pixels_per_image, adc=int(adc),
@@ -401,6 +408,7 @@ def dac_conv(x_nhwc: torch.Tensor, w_mat: torch.Tensor, kernel: tuple, stride: t
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     if k != kh * kw * c:
         raise ValueError(f"dac_conv: w_mat has {k} rows, the patches of x have {kh * kw * c} values")
+    _check_noise_sd(noise_sd)
     ho, wo = conv_output_hw(h, w, kernel, stride, padding)
     coutp = -(-cout // 8) * 8
     w_packed = torch.zeros(k, coutp)

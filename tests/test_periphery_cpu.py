@@ -314,6 +314,12 @@ def test_bad_inputs_are_refused(lib):
         periphery_cpu.output_stage_(torch.zeros(5, 3), 1.0, torch.ones(4), 0.0, 0, WORDS, 0, 1, False, None)
     with pytest.raises(ValueError, match="whole images"):
         periphery_cpu.output_stage_(torch.zeros(5, 3), 1.0, torch.ones(5), 0.0, 0, WORDS, 0, 2, False, None)
+    with pytest.raises(ValueError, match="noise_sd"):
+        periphery_cpu.output_stage_(torch.zeros(4, 3), 1.0, torch.ones(4), float("nan"), 0, WORDS, 0, 1, False, None)
+    for rows, cols in ((0, 3), (4, 0)):  # nothing to do
+        y = periphery_cpu.output_stage_(torch.zeros(rows, cols), 1.0, torch.ones(rows), 1.0, 0, WORDS, 0, 1, False,
+                                        None)
+        assert y.shape == (rows, cols)
     with pytest.raises(ValueError, match="words"):
         periphery_cpu.normal(0, (0, 2 ** 32), 1, 4)
     with pytest.raises(ValueError, match="seed"):
