@@ -23,6 +23,11 @@
  */
 #include <math.h>
 #include <stdint.h>
+#if defined(__x86_64__) && !defined(AIMC_PORTABLE) /* -DAIMC_PORTABLE: the portable code only (tests) */
+#define X86_AVX2 1
+#else
+#define X86_AVX2 0
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,7 +132,7 @@ static void normals_row(const stream_t *s, uint32_t row, int64_t j0, int64_t n, 
     }
 }
 
-#if defined(__x86_64__)
+#if X86_AVX2
 #include <immintrin.h>
 #define AVX2_FMA __attribute__((target("avx2,fma")))
 static int cpu_has_avx2_fma(void) {
@@ -141,7 +146,7 @@ static int cpu_has_avx2_fma(void) { return 0; }
 
 /* Values j0 .. j0 + n - 1 of stream row `row`: vectorised where the CPU has AVX2 and FMA. */
 static void normals_row_any(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst, int avx2) {
-#if defined(__x86_64__)
+#if X86_AVX2
     if (avx2) { normals_row_avx2(s, row, j0, n, dst); return; }
 #endif
     (void)avx2;
@@ -254,7 +259,7 @@ int32_t output_stage(float *y, int64_t rows, int32_t cols, const float *row_gain
 
 /* ---- x86-64 with AVX2 and FMA: vectorised normals and the whole DAC conv in one pass ---- */
 
-#if defined(__x86_64__)
+#if X86_AVX2
 
 /* Philox4x32-10 on 4 counters per vector, one in the low half of each 64-bit lane: _mm256_mul_epu32 gives
  * the whole 64-bit product (low word in the low half, high word in the high half); the high halves of the
@@ -629,7 +634,7 @@ int32_t dac_conv(const float *x, const float *w_packed, float *out, int32_t nb, 
                  float in_step, float half, int32_t clip_in, int32_t cout, int32_t coutp, float gain, float out_scale,
                  float noise_sd, uint64_t seed, uint32_t c2, uint32_t c3, uint64_t row0, int32_t group_images,
                  int32_t g0, int32_t g1, int32_t adc, int32_t clip, float lo, float hi) {
-#if defined(__x86_64__)
+#if X86_AVX2
     if (!cpu_has_avx2_fma()) return -2;
     const conv_args_t A = {h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, cout, coutp, clip_in, adc, clip,
                            in_step, half, gain, out_scale, noise_sd, lo, hi};

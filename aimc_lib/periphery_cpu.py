@@ -170,16 +170,17 @@ def find_compiler() -> list[str] | None:
     return [found]
 
 
-def build(cc: list[str], out: Path, declarations: dict = DECLARATIONS) -> Path:
+def build(cc: list[str], out: Path, declarations: dict = DECLARATIONS, extra_flags: tuple = ()) -> Path:
     """Compiles ``periphery_cpu.c`` with the prototypes of ``declarations`` included into ``out`` (atomically:
-    in a temporary folder beside it, then moved). Raises RuntimeError with the compiler's message."""
+    in a temporary folder beside it, then moved). Raises RuntimeError with the compiler's message.
+    ``extra_flags``: e.g. ``("-DAIMC_PORTABLE",)``, the portable code only, as on an ARM CPU (for tests)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         hdr, tmp_lib = Path(tmp) / "periphery_cpu_decl.h", Path(tmp) / out.name
         hdr.write_text(header(declarations))
         try:
-            res = subprocess.run([*cc, *CFLAGS, "-include", str(hdr), str(SOURCE), "-o", str(tmp_lib), "-lm"],
-                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+            res = subprocess.run([*cc, *CFLAGS, *extra_flags, "-include", str(hdr), str(SOURCE), "-o", str(tmp_lib),
+                                  "-lm"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.SubprocessError) as e:
             raise RuntimeError(f"{cc[0]} could not run: {e}") from e
         if res.returncode != 0:

@@ -332,6 +332,23 @@ def test_bad_inputs_are_refused(lib):
                                    False, 1.0, 1.0, 0.0, 0, WORDS, 0, False, None)
 
 
+def test_the_portable_build_draws_the_same_noise(lib, monkeypatch, tmp_path):
+    """The library as on a CPU without AVX2 (e.g. ARM): no one-pass conv, the portable normals in the output stage."""
+    path = periphery_cpu.build(periphery_cpu.find_compiler(), tmp_path / "portable.so",
+                               extra_flags=("-DAIMC_PORTABLE",))
+    monkeypatch.setattr(periphery_cpu, "_lib", periphery_cpu._open(path))
+    monkeypatch.setattr(periphery_cpu, "_tried", True)
+    assert periphery_cpu.available() and not periphery_cpu.has_dac_conv()
+    y = periphery_cpu.output_stage_(torch.zeros(3 * 20, 16), 1.0, torch.ones(3 * 20), 0.5, 4, WORDS, 2, 20, False, None)
+    _close_to_stream(y, rng.normal(4, WORDS, 3, 20 * 16, 2).reshape(3 * 20, 16), 0.5)
+    with pytest.raises(RuntimeError, match="AVX2"):
+        periphery_cpu.normal(0, WORDS, 1, 4, vectorised=True)
+    with pytest.raises(RuntimeError, match="AVX2"):
+        periphery_cpu.dac_conv(torch.zeros(1, 4, 4, 3), torch.zeros(27, 8), (3, 3), (1, 1), (1, 1), 1 / 127, 127,
+                               False, 1.0, 1.0, 0.0, 0, WORDS, 0, False, None)
+    assert periphery_cpu._call("dac_conv", **{a: 0 for _, a in periphery_cpu.DECLARATIONS["dac_conv"][1]}) == -2
+
+
 # ---- the declared interface ----
 
 def test_calls_go_by_the_declared_names_and_ranges(lib):
