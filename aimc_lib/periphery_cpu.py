@@ -296,14 +296,15 @@ def _check_noise_sd(noise_sd: float) -> None:
 def normal(seed: int, words: tuple[int, int], rows: int, cols: int, row0: int = 0,
            vectorised: bool = False) -> torch.Tensor:
     """``[rows, cols]`` standard normals of the stream, as :func:`aimc_lib.rng.normal` (up to the float
-    rounding of log, sin and cos): the scalar C version, or (``vectorised=True``) the AVX2 one."""
+    rounding of log, sin and cos): the portable C version, or (``vectorised=True``) the AVX2 one."""
     if rows < 0 or cols < 0:
         raise ValueError(f"normal: rows and cols must be >= 0, got {rows}, {cols}")
     if vectorised and not has_dac_conv():
         raise RuntimeError("the vectorised generator needs the compiled library on an x86-64 CPU with AVX2 and FMA")
     out = torch.empty(rows, cols)
-    _call("normal_fill", out=_ptr(out), rows=rows, cols=cols, vectorised=int(vectorised),
-          **_stream_args(seed, words, row0))
+    if _call("normal_fill", out=_ptr(out), rows=rows, cols=cols, vectorised=int(vectorised),
+             **_stream_args(seed, words, row0)) != 0:
+        raise RuntimeError("the vectorised generator needs an x86-64 CPU with AVX2 and FMA")
     return out
 
 
