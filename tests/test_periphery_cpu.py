@@ -29,6 +29,16 @@ def lib():
 
 
 @pytest.fixture(scope="module")
+def compiler():
+    cc = periphery_cpu.find_compiler()
+    if cc is None:
+        if os.environ.get("CI"):
+            pytest.fail("no C compiler")
+        pytest.skip("no C compiler")
+    return cc
+
+
+@pytest.fixture(scope="module")
 def one_pass(lib):
     """The one-pass DAC conv (x86-64 with AVX2 and FMA) and the vectorised normals."""
     if not lib.has_dac_conv:
@@ -332,10 +342,9 @@ def test_bad_inputs_are_refused(lib):
                                    False, 1.0, 1.0, 0.0, 0, WORDS, 0, False, None)
 
 
-def test_the_portable_build_draws_the_same_noise(lib, monkeypatch, tmp_path):
+def test_the_portable_build_draws_the_same_noise(compiler, monkeypatch, tmp_path):
     """The library as on a CPU without AVX2 (e.g. ARM): no one-pass conv, the portable normals in the output stage."""
-    path = periphery_cpu.build(periphery_cpu.find_compiler(), tmp_path / "portable.so",
-                               extra_flags=("-DAIMC_PORTABLE",))
+    path = periphery_cpu.build(compiler, tmp_path / "portable.so", extra_flags=("-DAIMC_PORTABLE",))
     monkeypatch.setattr(periphery_cpu, "_lib", periphery_cpu._open(path))
     monkeypatch.setattr(periphery_cpu, "_tried", True)
     assert periphery_cpu.available() and not periphery_cpu.has_dac_conv()
@@ -361,27 +370,24 @@ def test_calls_go_by_the_declared_names_and_ranges(lib):
         assert len(f.argtypes) == len(args) and (f.restype is None) == (ret == "void")
 
 
-def _compile_fails(tmp_path, declarations, match):
-    cc = periphery_cpu.find_compiler()
-    if cc is None:
-        pytest.skip("no C compiler")
+def _compile_fails(cc, tmp_path, declarations, match):
     with pytest.raises(RuntimeError, match=match):
         periphery_cpu.build(cc, tmp_path / "bad.so", declarations)
     assert not (tmp_path / "bad.so").exists()
 
 
-def test_a_declaration_that_disagrees_with_the_c_does_not_compile(tmp_path):
+def test_a_declaration_that_disagrees_with_the_c_does_not_compile(compiler, tmp_path):
     wrong = {k: (r, list(a)) for k, (r, a) in periphery_cpu.DECLARATIONS.items()}
     ret, args = wrong["output_stage"]
     wrong["output_stage"] = (ret, [("int64_t", "cols") if a == "cols" else (t, a) for t, a in args])
-    _compile_fails(tmp_path, wrong, "conflicting types")
+    _compile_fails(compiler, tmp_path, wrong, "conflicting types")
     fewer = dict(wrong, output_stage=(ret, args[:-1]))
-    _compile_fails(tmp_path, fewer, "conflicting types")
+    _compile_fails(compiler, tmp_path, fewer, "conflicting types")
 
 
-def test_an_undeclared_exported_function_does_not_compile(tmp_path):
+def test_an_undeclared_exported_function_does_not_compile(compiler, tmp_path):
     missing = {k: v for k, v in periphery_cpu.DECLARATIONS.items() if k != "normal_fill"}
-    _compile_fails(tmp_path, missing, "normal_fill")
+    _compile_fails(compiler, tmp_path, missing, "normal_fill")
 
 
 # ---- build, cache, fallback ----
@@ -417,7 +423,7 @@ def _no_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
 
 
-def test_a_prebuilt_library_runs_without_a_compiler(lib, fresh, monkeypatch, tmp_path):
+def test_a_prebuilt_library_runs_without_a_compiler(compiler, fresh, monkeypatch, tmp_path):
     assert periphery_cpu.lib() is not None  # built into the fresh cache
     built = list(fresh.glob("periphery_cpu-*"))
     assert len(built) == 1
@@ -432,7 +438,7 @@ def test_a_prebuilt_library_runs_without_a_compiler(lib, fresh, monkeypatch, tmp
     _close_to_stream(periphery_cpu.normal(1, WORDS, 2, 5), rng.normal(1, WORDS, 2, 5))
 
 
-def test_a_broken_cached_file_is_rebuilt_and_old_builds_removed(lib, fresh):
+def test_a_broken_cached_file_is_rebuilt_and_old_builds_removed(compiler, fresh):
     fresh.mkdir(parents=True)
     target = fresh / periphery_cpu._library_name()
     target.write_bytes(b"not a shared library")
