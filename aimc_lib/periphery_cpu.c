@@ -11,9 +11,9 @@
  * Random numbers: the simulation's one stream (aimc_lib/rng.py), Philox4x32-10 keyed by the 64-bit seed,
  * counter (c0 = block j / 4 within a row, c1 = row, c2, c3 = the stream's words), four values per block,
  * Box-Muller in float32. A value is named by (seed, words, row, j), so the noise does not depend on
- * threads, groups of images or chunks. Two implementations, both with Cephes' polynomial log, sin and cos and
- * within 1e-6 of the reference: portable (any CPU; plain loops the compiler vectorises) and AVX2 (8 counters at
- * a time, with FMA).
+ * threads, groups of images or chunks. Three implementations, all with Cephes' polynomial log, sin and cos and
+ * within 1e-6 of the reference: portable (any CPU; plain loops the compiler vectorises), AVX2 (8 counters at
+ * a time, with FMA) and AVX-512F (16 at a time, the same operations: the same numbers as AVX2).
  *
  * Two paths:
  * - portable loops (any CPU): the channel-wise abs-max, the DAC's patch matrix and the output stage;
@@ -132,38 +132,60 @@ static void normals_row(const stream_t *s, uint32_t row, int64_t j0, int64_t n, 
     }
 }
 
+/* The normals' instruction sets: 0 portable, 1 AVX2 and FMA (8 counters at a time), 2 AVX-512F (16). */
 #if X86_AVX2
 #include <immintrin.h>
 #define AVX2_FMA __attribute__((target("avx2,fma")))
-static int cpu_has_avx2_fma(void) {
+#define AVX512 __attribute__((target("avx2,fma,avx512f")))
+static int cpu_isa(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
+    return __builtin_cpu_supports("avx512f") ? 2 : 1;
 }
 AVX2_FMA static void normals_row_avx2(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst);
+AVX512 static void normals_row_avx512(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst);
 #else
-static int cpu_has_avx2_fma(void) { return 0; }
+static int cpu_isa(void) { return 0; }
 #endif
 
-/* Values j0 .. j0 + n - 1 of stream row `row`: vectorised where the CPU has AVX2 and FMA. */
-static void normals_row_any(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst, int avx2) {
+static int isa_limit = 2; /* the highest instruction set the noise may use (set_isa_limit) */
+
+static int noise_isa(void) {
+    const int isa = cpu_isa();
+    return isa < isa_limit ? isa : isa_limit;
+}
+
+/* Limits the instruction set of the output stages' and the one-pass conv's noise to `limit` (for tests and
+ * benchmarks: the numbers are the same up to float rounding); returns the one they now use. */
+int32_t set_isa_limit(int32_t limit) {
+    isa_limit = limit;
+    return noise_isa();
+}
+
+/* Values j0 .. j0 + n - 1 of stream row `row`, with instruction set isa. */
+static void normals_row_any(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst, int isa) {
 #if X86_AVX2
-    if (avx2) { normals_row_avx2(s, row, j0, n, dst); return; }
+    if (isa == 2) { normals_row_avx512(s, row, j0, n, dst); return; }
+    if (isa == 1) { normals_row_avx2(s, row, j0, n, dst); return; }
 #endif
-    (void)avx2;
+    (void)isa;
     normals_row(s, row, j0, n, dst);
 }
 
 /* 1 if this CPU runs the AVX2 code (dac_conv, the vectorised normals), else 0. */
-int32_t dac_conv_available(void) { return cpu_has_avx2_fma(); }
+int32_t dac_conv_available(void) { return cpu_isa() >= 1; }
 
-/* The stream's normals [rows, cols]: out[r, j] = value (row0 + r, j) of (seed, c2, c3). vectorised: the AVX2
- * version. Returns 0, or -2 if vectorised and this CPU has no AVX2 and FMA. */
+/* The highest instruction set of the normals on this CPU (0, 1 or 2). */
+int32_t isa_available(void) { return cpu_isa(); }
+
+/* The stream's normals [rows, cols]: out[r, j] = value (row0 + r, j) of (seed, c2, c3), with instruction set
+ * isa (0 portable, 1 AVX2, 2 AVX-512). Returns 0, or -2 if this CPU does not have isa. */
 int32_t normal_fill(float *out, int64_t rows, int64_t cols, uint64_t seed, uint32_t c2, uint32_t c3, uint64_t row0,
-                    int32_t vectorised) {
-    if (vectorised && !cpu_has_avx2_fma()) return -2;
+                    int32_t isa) {
+    if (isa < 0 || isa > cpu_isa()) return -2;
     const stream_t s = stream_of(seed, c2, c3);
     for (int64_t r = 0; r < rows; r++) normals_row_any(&s, (uint32_t)(row0 + (uint64_t)r), 0, cols, out + r * cols,
-                                                       vectorised);
+                                                       isa);
     return 0;
 }
 
@@ -225,7 +247,7 @@ int32_t output_stage(float *y, int64_t rows, int32_t cols, const float *row_gain
                      int32_t adc, int32_t clip, float lo, float hi) {
     if (rows <= 0 || cols <= 0) return 0;
     const stream_t st = stream_of(seed, c2, c3);
-    const int avx2 = cpu_has_avx2_fma();
+    const int isa = noise_isa();
     const int64_t run_rows = cols >= NOISE_BUF ? 1 : NOISE_BUF / cols; /* rows whose noise is drawn at once */
     float *z = NULL;
     if (noise_sd > 0.0f && !(z = malloc(sizeof(float) * (cols > NOISE_BUF ? cols : NOISE_BUF))))
@@ -235,7 +257,7 @@ int32_t output_stage(float *y, int64_t rows, int32_t cols, const float *row_gain
         if (z) { /* the run's noise: rows of one image, in one piece of the stream row */
             const int64_t img = i0 / pixels_per_image, pix = i0 % pixels_per_image;
             if (i1 - i0 > pixels_per_image - pix) i1 = i0 + pixels_per_image - pix;
-            normals_row_any(&st, (uint32_t)(row0 + (uint64_t)img), pix * cols, (i1 - i0) * cols, z, avx2);
+            normals_row_any(&st, (uint32_t)(row0 + (uint64_t)img), pix * cols, (i1 - i0) * cols, z, isa);
         }
         for (int64_t i = i0; i < i1; i++) {
             float *v = y + i * cols;
@@ -421,6 +443,167 @@ AVX2_FMA static void normals_row_avx2(const stream_t *s, uint32_t row, int64_t j
     normals_run_avx2(&p, j0, n, dst);
 }
 
+/* The same with AVX-512F, 16 blocks (64 values) at a time: the same operations, so the same numbers as the AVX2
+ * version; three-way xors in one instruction (ternary logic 0x96), masks instead of blends. */
+typedef struct { __m512i k0[10], k1[10], k3, bk, ck, dk; } philox_row16_t;
+
+AVX512 static void philox_row16_setup(const stream_t *s, uint32_t row, philox_row16_t *p) {
+    philox_row_t p8;
+    philox_row_setup(s, row, &p8);
+    for (int r = 0; r < 10; r++) {
+        p->k0[r] = _mm512_broadcast_i32x4(_mm256_castsi256_si128(p8.k0[r]));
+        p->k1[r] = _mm512_broadcast_i32x4(_mm256_castsi256_si128(p8.k1[r]));
+    }
+    p->k3 = _mm512_broadcast_i32x4(_mm256_castsi256_si128(p8.k3));
+    p->bk = _mm512_broadcast_i32x4(_mm256_castsi256_si128(p8.bk));
+    p->ck = _mm512_broadcast_i32x4(_mm256_castsi256_si128(p8.ck));
+    p->dk = _mm512_broadcast_i32x4(_mm256_castsi256_si128(p8.dk));
+}
+
+#define XOR3_512(a, b, c) _mm512_ternarylogic_epi32((a), (b), (c), 0x96)
+
+AVX512 static inline void philox4_512(const philox_row16_t *p, __m512i c0, __m512i x[4]) { /* as philox4 */
+    const __m512i m0 = _mm512_set1_epi32((int)PHILOX_M0), m1 = _mm512_set1_epi32((int)PHILOX_M1);
+    __m512i p0 = _mm512_mul_epu32(c0, m0), p1;
+    __m512i x0, x1, x2 = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), p->k3), x3 = p0;
+    p1 = _mm512_mul_epu32(x2, m1);
+    x0 = _mm512_xor_si512(_mm512_srli_epi64(p1, 32), p->bk);
+    x1 = p1;
+    x2 = _mm512_xor_si512(x3, p->ck);
+    p0 = _mm512_mul_epu32(x0, m0);
+    p1 = _mm512_mul_epu32(x2, m1);
+    x0 = XOR3_512(_mm512_srli_epi64(p1, 32), x1, p->k0[2]);
+    x1 = p1;
+    x2 = _mm512_xor_si512(_mm512_srli_epi64(p0, 32), p->dk);
+    x3 = p0;
+    _Pragma("GCC unroll 7") for (int r = 3; r < 10; r++) {
+        p0 = _mm512_mul_epu32(x0, m0);
+        p1 = _mm512_mul_epu32(x2, m1);
+        x0 = XOR3_512(_mm512_srli_epi64(p1, 32), x1, p->k0[r]);
+        x1 = p1;
+        x2 = XOR3_512(_mm512_srli_epi64(p0, 32), x3, p->k1[r]);
+        x3 = p0;
+    }
+    x[0] = x0; x[1] = x1; x[2] = x2; x[3] = x3;
+}
+
+AVX512 static inline __m512 log16(__m512 u) { /* as log8 */
+    const __m512i bits = _mm512_castps_si512(u);
+    __m512 e = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126)));
+    const __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)),
+                                                         _mm512_set1_epi32(0x3f000000)));
+    const __mmask16 small = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm512_mask_sub_ps(e, small, e, _mm512_set1_ps(1.0f));
+    const __m512 x = _mm512_sub_ps(_mm512_mask_add_ps(m, small, m, m), _mm512_set1_ps(1.0f));
+    const __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.1514610310e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.1676998740e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.2420140846e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.4249322787e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-1.6668057665e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(2.0000714765e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(-2.4999993993e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(3.3333331174e-1f));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, x), z);
+    y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), y);
+    y = _mm512_fnmadd_ps(_mm512_set1_ps(0.5f), z, y);
+    return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), _mm512_add_ps(x, y));
+}
+
+AVX512 static inline void sincos16(__m512 theta, __m512 *c_out, __m512 *s_out) { /* as sincos8 */
+    const __m512 qf = _mm512_roundscale_ps(_mm512_mul_ps(theta, _mm512_set1_ps(0.636619772367581343f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(qf, _mm512_set1_ps(1.5703125f), theta);
+    r = _mm512_fnmadd_ps(qf, _mm512_set1_ps(4.837512969970703125e-4f), r);
+    r = _mm512_fnmadd_ps(qf, _mm512_set1_ps(7.54978995489188216e-8f), r);
+    const __m512 z = _mm512_mul_ps(r, r);
+    __m512 sn = _mm512_fmadd_ps(_mm512_set1_ps(-1.9515295891e-4f), z, _mm512_set1_ps(8.3321608736e-3f));
+    sn = _mm512_fmadd_ps(sn, z, _mm512_set1_ps(-1.6666654611e-1f));
+    sn = _mm512_fmadd_ps(_mm512_mul_ps(sn, z), r, r);
+    __m512 cs = _mm512_fmadd_ps(_mm512_set1_ps(2.443315711809948e-5f), z, _mm512_set1_ps(-1.388731625493765e-3f));
+    cs = _mm512_fmadd_ps(cs, z, _mm512_set1_ps(4.166664568298827e-2f));
+    cs = _mm512_fmadd_ps(_mm512_mul_ps(cs, z), z, _mm512_fnmadd_ps(_mm512_set1_ps(0.5f), z, _mm512_set1_ps(1.0f)));
+    const __m512i q = _mm512_cvtps_epi32(qf);
+    const __mmask16 swap = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));
+    const __m512i c0 = _mm512_castps_si512(_mm512_mask_blend_ps(swap, cs, sn));
+    const __m512i s0 = _mm512_castps_si512(_mm512_mask_blend_ps(swap, sn, cs));
+    const __m512i csign = _mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(q, _mm512_set1_epi32(1)),
+                                                             _mm512_set1_epi32(2)), 30);
+    const __m512i ssign = _mm512_slli_epi32(_mm512_and_si512(q, _mm512_set1_epi32(2)), 30);
+    *c_out = _mm512_castsi512_ps(_mm512_xor_si512(c0, csign));
+    *s_out = _mm512_castsi512_ps(_mm512_xor_si512(s0, ssign));
+}
+
+AVX512 static inline void box_muller16(__m512i a, __m512i b, __m512 *z0, __m512 *z1) { /* as box_muller8 */
+    const __m512 scale = _mm512_set1_ps(INV_2_24);
+    const __m512 u1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(a, 8),
+                                                                        _mm512_set1_epi32(1))), scale);
+    const __m512 u2 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 8)), scale);
+    const __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), log16(u1)));
+    __m512 c, s;
+    sincos16(_mm512_mul_ps(u2, _mm512_set1_ps(TWO_PI_F32)), &c, &s);
+    *z0 = _mm512_mul_ps(r, c);
+    *z1 = _mm512_mul_ps(r, s);
+}
+
+/* The 64 values of blocks b .. b + 15 of the row p into out[0 .. 64), in the row's order. */
+AVX512 static inline void normals64(const philox_row16_t *p, uint32_t b, float *out) {
+    const __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)b),
+                                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __m512i even[4], odd[4], c[4];
+    philox4_512(p, c0, even);
+    philox4_512(p, _mm512_srli_epi64(c0, 32), odd);
+    for (int w = 0; w < 4; w++) c[w] = _mm512_mask_blend_epi32(0xAAAA, even[w], _mm512_slli_epi64(odd[w], 32));
+    __m512 z0, z1, z2, z3;
+    box_muller16(c[0], c[1], &z0, &z1);
+    box_muller16(c[2], c[3], &z2, &z3);
+    /* transpose [lane][block] -> [block][lane]: within 128-bit chunks, then the 4 x 4 chunks */
+    const __m512 t0 = _mm512_unpacklo_ps(z0, z1), t1 = _mm512_unpackhi_ps(z0, z1);
+    const __m512 t2 = _mm512_unpacklo_ps(z2, z3), t3 = _mm512_unpackhi_ps(z2, z3);
+    const __m512 v0 = _mm512_shuffle_ps(t0, t2, 0x44), v1 = _mm512_shuffle_ps(t0, t2, 0xEE); /* blocks 4k, 4k+1 */
+    const __m512 v2 = _mm512_shuffle_ps(t1, t3, 0x44), v3 = _mm512_shuffle_ps(t1, t3, 0xEE); /* 4k+2, 4k+3 */
+    const __m512 w0 = _mm512_shuffle_f32x4(v0, v1, 0x44), w1 = _mm512_shuffle_f32x4(v2, v3, 0x44);
+    const __m512 w2 = _mm512_shuffle_f32x4(v0, v1, 0xEE), w3 = _mm512_shuffle_f32x4(v2, v3, 0xEE);
+    _mm512_storeu_ps(out, _mm512_shuffle_f32x4(w0, w1, 0x88));
+    _mm512_storeu_ps(out + 16, _mm512_shuffle_f32x4(w0, w1, 0xDD));
+    _mm512_storeu_ps(out + 32, _mm512_shuffle_f32x4(w2, w3, 0x88));
+    _mm512_storeu_ps(out + 48, _mm512_shuffle_f32x4(w2, w3, 0xDD));
+}
+
+AVX512 static void normals_run_avx512(const philox_row16_t *p, int64_t j0, int64_t n, float *dst) {
+    const int64_t end = j0 + n;
+    float buf[64];
+    for (int64_t j = j0 & ~(int64_t)3; j < end; j += 64) { /* j: the first value of 16 blocks */
+        const int64_t lo = j > j0 ? j : j0, hi = j + 64 < end ? j + 64 : end;
+        if (lo == j && hi == j + 64) normals64(p, (uint32_t)(j >> 2), dst + (j - j0));
+        else {
+            normals64(p, (uint32_t)(j >> 2), buf);
+            memcpy(dst + (lo - j0), buf + (lo - j), sizeof(float) * (size_t)(hi - lo));
+        }
+    }
+}
+
+AVX512 static void normals_row_avx512(const stream_t *s, uint32_t row, int64_t j0, int64_t n, float *dst) {
+    philox_row16_t p;
+    philox_row16_setup(s, row, &p);
+    normals_run_avx512(&p, j0, n, dst);
+}
+
+/* One image's stream row, ready for the conv's blocks of outputs, with the instruction set isa (1 or 2). */
+typedef struct { int isa; int64_t img; philox_row_t r8; philox_row16_t r16; } noise_row_t;
+
+static void noise_row_set(noise_row_t *nr, const stream_t *s, int64_t img, uint32_t row) {
+    nr->img = img;
+    if (nr->isa == 2) philox_row16_setup(s, row, &nr->r16);
+    else philox_row_setup(s, row, &nr->r8);
+}
+
+static void noise_run(const noise_row_t *nr, int64_t j0, int64_t n, float *dst) {
+    if (nr->isa == 2) normals_run_avx512(&nr->r16, j0, n, dst);
+    else normals_run_avx2(&nr->r8, j0, n, dst);
+}
+
 /* dst[0 .. len) = the DAC levels of src[0 .. len) at input gain s: round(src * s), clipped to +-half if clip_in. */
 AVX2_FMA static inline void dac_run(const float *src, float *dst, int32_t len, float s, float half, int32_t clip_in) {
     const __m256 sv = _mm256_set1_ps(s), lo = _mm256_set1_ps(-half), hi = _mm256_set1_ps(half);
@@ -554,8 +737,9 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
     const int mr = nvec == 1 ? 12 : 6; /* 12 accumulators: 12 x 1 or 6 x 2 vectors (6 x 1 for an odd last one) */
     const int64_t hw = (int64_t)ho * wo, npos = nb * hw;
     int32_t n = 0, oy = 0, ox = 0; /* the next patch's image and output pixel */
-    philox_row_t noise_row; /* the stream row of image noise_img */
-    int64_t noise_img = -1;
+    noise_row_t noise; /* the stream row of the last image that drew noise */
+    noise.isa = noise_isa() == 2 ? 2 : 1;
+    noise.img = -1;
     for (int64_t p0 = 0; p0 < npos; p0 += mr) {
         for (int m = 0; m < mr; m++) {
             if (p0 + m >= npos) { memset(a + (int64_t)m * k, 0, sizeof(float) * k); continue; }
@@ -581,11 +765,8 @@ AVX2_FMA static void dac_conv_group(const conv_args_t *A, const float *x, const 
             for (int m = 0; m < rows;) {
                 const int64_t img = (p0 + m) / hw, pix = (p0 + m) % hw;
                 const int run = hw - pix < rows - m ? (int)(hw - pix) : rows - m;
-                if (img != noise_img) {
-                    noise_img = img;
-                    philox_row_setup(st, (uint32_t)(row0 + (uint64_t)img), &noise_row);
-                }
-                normals_run_avx2(&noise_row, pix * cout, (int64_t)run * cout, nbuf + (int64_t)m * cout);
+                if (img != noise.img) noise_row_set(&noise, st, img, (uint32_t)(row0 + (uint64_t)img));
+                noise_run(&noise, pix * cout, (int64_t)run * cout, nbuf + (int64_t)m * cout);
                 m += run;
             }
         output_rows_avx2(tile, coutp, out + p0 * cout, rows, cout, A->gain, row_scale, A->noise_sd, nbuf, A->adc,
@@ -635,7 +816,7 @@ int32_t dac_conv(const float *x, const float *w_packed, float *out, int32_t nb, 
                  float noise_sd, uint64_t seed, uint32_t c2, uint32_t c3, uint64_t row0, int32_t group_images,
                  int32_t g0, int32_t g1, int32_t adc, int32_t clip, float lo, float hi) {
 #if X86_AVX2
-    if (!cpu_has_avx2_fma()) return -2;
+    if (cpu_isa() < 1) return -2;
     const conv_args_t A = {h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, cout, coutp, clip_in, adc, clip,
                            in_step, half, gain, out_scale, noise_sd, lo, hi};
     const stream_t st = stream_of(seed, c2, c3);

@@ -15,8 +15,9 @@ compiled paths replace them:
   PyTorch matrix product. This output stage also serves the FC layer.
 
 **Noise: the simulation's one stream** (:mod:`aimc_lib.rng`, Philox4x32-10), in C: a portable version
-(plain loops the compiler vectorises) and an AVX2 one (8 counters at a time, FMA), both with Cephes'
-polynomial log, sin and cos, both within 1e-6 of :func:`aimc_lib.rng.normal` (tested). An output's
+(plain loops the compiler vectorises), an AVX2 one (8 counters at a time, FMA) and an AVX-512 one (16,
+the same numbers as AVX2), all with Cephes' polynomial log, sin and cos, all within 1e-6 of
+:func:`aimc_lib.rng.normal` (tested); the fastest one the CPU has is used (:func:`isa`). An output's
 noise is named by what it is, so it does not depend on threads, groups or chunks:
 
 * a conv output (image ``n`` of the layer call, output pixel ``p = oy * Wo + ox``, channel ``c``) gets
@@ -51,6 +52,7 @@ PyTorch path is used everywhere (no warning).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import math
@@ -79,7 +81,9 @@ DECLARATIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "dac_conv_available": ("int32_t", []),
     "normal_fill": ("int32_t", [
         ("float *", "out"), ("int64_t", "rows"), ("int64_t", "cols"), ("uint64_t", "seed"), ("uint32_t", "c2"),
-        ("uint32_t", "c3"), ("uint64_t", "row0"), ("int32_t", "vectorised")]),
+        ("uint32_t", "c3"), ("uint64_t", "row0"), ("int32_t", "isa")]),
+    "isa_available": ("int32_t", []),
+    "set_isa_limit": ("int32_t", [("int32_t", "limit")]),
     "channel_abs_max": ("void", [("const float *", "x"), ("float *", "out"), ("int64_t", "npix"), ("int32_t", "c")]),
     "dac_patches": ("void", [
         ("const float *", "x"), ("const float *", "inv"), ("float *", "cols"), ("int32_t", "nb"), ("int32_t", "h"),
@@ -293,18 +297,46 @@ def _check_noise_sd(noise_sd: float) -> None:
         raise ValueError(f"noise_sd must be a finite number >= 0, got {noise_sd!r}")
 
 
+#: The instruction sets of the compiled normals: plain C loops (any CPU), AVX2 and FMA, AVX-512F.
+ISAS = ("portable", "avx2", "avx512")
+_isa_limit = len(ISAS) - 1
+
+
+def isa() -> str:
+    """The instruction set of the output stages' and the one-pass conv's noise here (one of :data:`ISAS`)."""
+    return ISAS[_call("set_isa_limit", limit=_isa_limit)]
+
+
+@contextlib.contextmanager
+def limited_isa(name: str):
+    """Within the block, the noise uses at most the instruction set ``name`` (for tests and benchmarks: the
+    numbers are the same up to the float rounding of log, sin and cos). The one-pass conv needs AVX2 anyway:
+    its noise is AVX2's below that."""
+    global _isa_limit
+    old, _isa_limit = _isa_limit, ISAS.index(name)
+    try:
+        yield isa()
+    finally:
+        _isa_limit = old
+        _call("set_isa_limit", limit=old)
+
+
 def normal(seed: int, words: tuple[int, int], rows: int, cols: int, row0: int = 0,
-           vectorised: bool = False) -> torch.Tensor:
+           vectorised: bool | str = False) -> torch.Tensor:
     """``[rows, cols]`` standard normals of the stream, as :func:`aimc_lib.rng.normal` (up to the float
-    rounding of log, sin and cos): the portable C version, or (``vectorised=True``) the AVX2 one."""
+    rounding of log, sin and cos): the portable C version; ``vectorised=True``: the fastest vectorised one
+    this CPU has; ``"avx2"`` or ``"avx512"``: that one."""
     if rows < 0 or cols < 0:
         raise ValueError(f"normal: rows and cols must be >= 0, got {rows}, {cols}")
-    if vectorised and not has_dac_conv():
-        raise RuntimeError("the vectorised generator needs the compiled library on an x86-64 CPU with AVX2 and FMA")
+    if vectorised is True:
+        level = _call("isa_available")
+        if level < 1:
+            raise RuntimeError("the vectorised generator needs an x86-64 CPU with AVX2 and FMA")
+    else:
+        level = ISAS.index(vectorised) if isinstance(vectorised, str) else 0
     out = torch.empty(rows, cols)
-    if _call("normal_fill", out=_ptr(out), rows=rows, cols=cols, vectorised=int(vectorised),
-             **_stream_args(seed, words, row0)) != 0:
-        raise RuntimeError("the vectorised generator needs an x86-64 CPU with AVX2 and FMA")
+    if _call("normal_fill", out=_ptr(out), rows=rows, cols=cols, isa=level, **_stream_args(seed, words, row0)) != 0:
+        raise RuntimeError(f"this CPU has no {ISAS[level]} (it has up to {ISAS[_call('isa_available')]})")
     return out
 
 

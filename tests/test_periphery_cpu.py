@@ -48,6 +48,20 @@ def one_pass(lib):
         pytest.skip(msg)
 
 
+def _has(lib, isa: str) -> bool:
+    return periphery_cpu.ISAS.index(isa) <= lib.isa_available()
+
+
+@pytest.fixture(params=periphery_cpu.ISAS)
+def noise_isa(lib, request):
+    """Within a test: the output stages' and the one-pass conv's noise in each instruction set this CPU has."""
+    if not _has(lib, request.param):
+        pytest.skip(f"this CPU has no {request.param}")
+    with periphery_cpu.limited_isa(request.param) as used:
+        assert used == request.param
+        yield request.param
+
+
 def _close_to_stream(z: torch.Tensor, ref: torch.Tensor, scale: float = 1.0) -> None:
     """``z`` equals ``scale * ref`` up to the float rounding of log, sin and cos: 1e-6 relative (absolute below 1)."""
     err = (z - scale * ref).abs() / (scale * ref.abs().clamp(min=1.0))
@@ -56,28 +70,31 @@ def _close_to_stream(z: torch.Tensor, ref: torch.Tensor, scale: float = 1.0) -> 
 
 # ---- the stream ----
 
-@pytest.mark.parametrize("vectorised", [False, True], ids=["portable", "avx2"])
+@pytest.mark.parametrize("isa", periphery_cpu.ISAS)
 @pytest.mark.parametrize("seed, words, rows, cols, row0", [
     (0, (0, 0), 3, 17, 0), (2 ** 64 - 1, (5, 2 ** 32 - 1), 5, 1001, 7), (123, WORDS, 40, 32, 2 ** 32 - 3),
     (7, WORDS, 2, 1, 0), (7, WORDS, 2, 0, 0)])
-def test_normals_are_the_stream(lib, vectorised, seed, words, rows, cols, row0):
-    if vectorised and not lib.has_dac_conv:
-        pytest.skip("no AVX2 and FMA")
-    z = periphery_cpu.normal(seed, words, rows, cols, row0, vectorised=vectorised)
+def test_normals_are_the_stream(lib, isa, seed, words, rows, cols, row0):
+    if not _has(lib, isa):
+        pytest.skip(f"this CPU has no {isa}")
+    z = periphery_cpu.normal(seed, words, rows, cols, row0, vectorised=isa)
     ref = rng.normal(seed, words, rows, cols, row0)
     assert z.shape == ref.shape == (rows, cols)
     _close_to_stream(z, ref)
 
 
-@pytest.mark.parametrize("vectorised", [False, True], ids=["portable", "avx2"])
-def test_many_normals_are_the_stream(lib, vectorised):
+@pytest.mark.parametrize("isa", periphery_cpu.ISAS)
+def test_many_normals_are_the_stream(lib, isa):
     """A million values: the polynomial log, sin and cos over their whole range (u1 down to 2^-24)."""
-    if vectorised and not lib.has_dac_conv:
-        pytest.skip("no AVX2 and FMA")
-    z = periphery_cpu.normal(11, WORDS, 100, 10_000, 5, vectorised=vectorised)
+    if not _has(lib, isa):
+        pytest.skip(f"this CPU has no {isa}")
+    z = periphery_cpu.normal(11, WORDS, 100, 10_000, 5, vectorised=isa)
     ref = rng.normal(11, WORDS, 100, 10_000, 5)
     _close_to_stream(z, ref)
     assert float(ref.abs().max()) > 5.0  # the tails are in the test
+    if isa == "avx512":  # the same operations as the AVX2 version, 16 lanes instead of 8
+        assert torch.equal(z, periphery_cpu.normal(11, WORDS, 100, 10_000, 5, vectorised="avx2"))
+
 
 
 def test_the_vectorised_generator_is_standard_normal(one_pass):
@@ -112,7 +129,7 @@ def _reference_output_stage(y, gain, row_scale, noise_sd, z, adc, clip):
 
 @pytest.mark.parametrize("rows, cols, ppi, row0", [(7, 10, 1, 0), (7, 10, 1, 100), (3 * 25, 16, 25, 9),
                                                    (2 * 9, 13, 9, 0)], ids=["fc", "fc-row0", "conv", "conv-odd"])
-def test_output_noise_is_the_stream(lib, rows, cols, ppi, row0):
+def test_output_noise_is_the_stream(noise_isa, rows, cols, ppi, row0):
     """Zeros through gain 1, no ADC, no clipping, row scale 1: exactly noise_sd times the stream's normals,
     image r // ppi as stream row row0 + r // ppi, values in the image's (pixel, channel) order."""
     y = periphery_cpu.output_stage_(torch.zeros(rows, cols), 1.0, torch.ones(rows), 0.25, 5, WORDS, row0, ppi,
@@ -256,7 +273,7 @@ def test_one_pass_conv_handles_other_kernels(one_pass, kernel, stride, padding):
 
 
 @pytest.mark.parametrize("cout", [16, 28])
-def test_one_pass_conv_noise_is_the_stream(one_pass, cout):
+def test_one_pass_conv_noise_is_the_stream(one_pass, noise_isa, cout):
     """An all-zero image: scale 1, levels 0, product 0, so the output is out_scale * noise_sd times the stream
     (image n: row row0 + n, values in (pixel, channel) order). A known product: noisy - clean is the same."""
     x, w = _case(c=16, cout=cout, n=5, hw=7)
@@ -279,7 +296,7 @@ def test_one_pass_conv_with_noise_and_adc_is_the_pytorch_path(one_pass):
     _assert_conv_matches(periphery_cpu.dac_conv(x, w, *args), _reference_conv(x, w, *args), True)
 
 
-def test_one_pass_conv_noise_does_not_depend_on_threads_or_chunks(one_pass):
+def test_one_pass_conv_noise_does_not_depend_on_threads_or_chunks(one_pass, noise_isa):
     group = periphery_cpu.IMAGES_PER_GROUP
     x, w = _case(c=16, cout=16, n=2 * group + 3, hw=6)
     x[group:2 * group] = x[:group]  # the same images in two groups: different noise all the same
@@ -352,6 +369,9 @@ def test_the_portable_build_draws_the_same_noise(compiler, monkeypatch, tmp_path
     _close_to_stream(y, rng.normal(4, WORDS, 3, 20 * 16, 2).reshape(3 * 20, 16), 0.5)
     with pytest.raises(RuntimeError, match="AVX2"):
         periphery_cpu.normal(0, WORDS, 1, 4, vectorised=True)
+    with pytest.raises(RuntimeError, match="has no avx2"):
+        periphery_cpu.normal(0, WORDS, 1, 4, vectorised="avx2")
+    assert periphery_cpu.isa() == "portable"
     with pytest.raises(RuntimeError, match="AVX2"):
         periphery_cpu.dac_conv(torch.zeros(1, 4, 4, 3), torch.zeros(27, 8), (3, 3), (1, 1), (1, 1), 1 / 127, 127,
                                False, 1.0, 1.0, 0.0, 0, WORDS, 0, False, None)
