@@ -2,12 +2,12 @@
 
 The pages of the built website (``_build/html``), in the order of ``_toc.yml``, are put one after
 the other into a single page (``book/_print.html``, each chapter starting on a new sheet; figures
-and widget states come along), which the Chromium of the browser test (scripts/find_browser.py)
+and widget states come along), which the Chromium of the browser test (book_tools/find_browser.py)
 prints. Jupyter Book's own single-page builder cannot be used: myst-nb's hidden-code cells do not
 render there.
 
-    python scripts/print_pdf.py _build/html _build/aimc-book.pdf     # the whole book
-    python scripts/print_pdf.py some/page.html out.pdf               # one page
+    python book_tools/print_pdf.py _build/html _build/aimc-book.pdf     # the whole book
+    python book_tools/print_pdf.py some/page.html out.pdf               # one page
 
 Prints the number of pages written.
 """
@@ -96,7 +96,7 @@ def print_pdf(html: Path, pdf: Path, browser: str | None = None, timeout_s: floa
         raise FileNotFoundError(f"{html} not found: build the book first")
     browser = browser or find()
     if browser is None:
-        raise FileNotFoundError("no Chromium or Chrome found: run `python scripts/find_browser.py --install`")
+        raise FileNotFoundError("no Chromium or Chrome found: run `python book_tools/find_browser.py --install`")
     pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as profile:
