@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WIDGETS_JS := book/_static/jupyter-widgets/embed-amd.js
 BUILD_FLAGS := --all -W -n --keep-going
 
-.PHONY: doctor check-python setup widgets-js browser book book-fast book-student pdf test test-unit benchmark reproduce reproduce-fast studies clean
+.PHONY: doctor check-python setup widgets-js audit-js browser book book-fast book-student pdf downloads test test-unit benchmark reproduce reproduce-fast studies clean
 
 # The interpreter first: everything else (the pre-flight check included) needs 3.11 or newer.
 check-python:
@@ -37,6 +37,10 @@ widgets-js: $(WIDGETS_JS)
 
 $(WIDGETS_JS): widgets/package.json widgets/package-lock.json widgets/install.sh
 	bash widgets/install.sh
+
+# npm's security audit of the pinned widget packages (needs the registry; the GitHub workflow runs it).
+audit-js:
+	cd widgets && npm audit --audit-level=moderate
 
 # A Chromium or Chrome for the real-browser test and the PDF: one already on the machine (PATH,
 # macOS applications, Playwright's cache), else Debian's chromium when root with apt-get, else
@@ -69,6 +73,17 @@ book-student: setup widgets-js
 pdf: setup browser
 	test -f _build/html/index.html || $(MAKE) book
 	$(PY) book_tools/print_pdf.py _build/html _build/aimc-book.pdf
+
+# The site's downloads (linked in every page's footer, _config.yml): the PDF and the student notebooks
+# (solutions removed, each with its Colab install cell) in one zip, inside the built site.
+DOWNLOADS := _build/html/downloads
+downloads: pdf
+	rm -rf $(DOWNLOADS) _build/student-notebooks
+	$(PY) book_tools/student_edition.py _build/student-notebooks/aimc-book-notebooks
+	mkdir -p $(DOWNLOADS)
+	cp _build/aimc-book.pdf $(DOWNLOADS)/aimc-book.pdf
+	cd _build/student-notebooks && $(abspath $(PY)) -m zipfile -c $(abspath $(DOWNLOADS))/aimc-book-notebooks.zip aimc-book-notebooks
+	@echo "downloads: $(DOWNLOADS)/aimc-book.pdf, $(DOWNLOADS)/aimc-book-notebooks.zip"
 
 # All tests: library, shipped models on the real test set, notebooks (nbval, fast mode),
 # the fast-mode book build and the real-browser test of the built site. Two pytest-xdist workers,
