@@ -352,7 +352,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {_one_line(Warning(str(message)))}", file=sys.stderr, flush=True)
 
 
-# torch.OutOfMemoryError is torch >= 2.5; before, only the CUDA one existed (its subclass since 2.5).
+# torch.OutOfMemoryError is torch >= 2.5 (torch.cuda.OutOfMemoryError is the same class there);
+# the declared minimum, torch 2.1, has only the CUDA one.
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
