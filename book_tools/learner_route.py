@@ -37,26 +37,21 @@ EXTRA = "notebooks"
 KERNEL_REQUIREMENTS = ["ipykernel"]  # what runs a notebook at all (Colab and Binder have it)
 SOURCES = ["pyproject.toml", "README.md", "LICENSE", "LICENSE-text", "aimc_lib"]
 
-BLOCKER = '''"""The learner's route (book_tools/learner_route.py): modules a learner's install lacks."""
+BLOCKER = '''"""The learner's route (book_tools/learner_route.py): the modules a learner's install lacks
+(pip install aimc_lib[{extra}] does not bring them) cannot be imported here.
+
+A module set to None in sys.modules behaves as absent for both kinds of question a program asks:
+`import x` raises ModuleNotFoundError and importlib.util.find_spec("x") returns None (PyTorch, for
+one, probes optional libraries that way).
+"""
 import sys
 
-BLOCKED = frozenset({blocked!r})
+BLOCKED = {blocked!r}
 
-
-class _NotOnTheLearnersRoute:
-    """Meta-path finder that refuses the modules of distributions a learner does not have."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(
-                f"No module named {{name!r}} (not installed on the learner's route: "
-                f"pip install aimc_lib[{extra}] does not bring it)", name=name)
-        return None
-
-
+for _name in BLOCKED:
+    sys.modules.setdefault(_name, None)
 # The repository's editable install (a finder that .pth files appended) must not serve aimc_lib.
 sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
-sys.meta_path.insert(0, _NotOnTheLearnersRoute())
 '''
 
 
