@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -112,7 +113,8 @@ def print_pdf(html: Path, pdf: Path, browser: str | None = None, timeout_s: floa
         raise FileNotFoundError("no Chromium or Chrome found: run `python book_tools/find_browser.py --install`")
     pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf.unlink(missing_ok=True)
-    try:
+
+    def _print() -> None:
         with sync_playwright() as p:
             chromium = p.chromium.launch(executable_path=browser, args=ARGS)
             try:
@@ -123,6 +125,12 @@ def print_pdf(html: Path, pdf: Path, browser: str | None = None, timeout_s: floa
                 page.pdf(**pdf_options(pdf))
             finally:
                 chromium.close()
+
+    # In a thread of its own: Playwright's sync API refuses to run where an asyncio loop is running
+    # (a notebook, or a test session that already drives a browser).
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(_print).result()
     except PlaywrightError as e:
         raise RuntimeError(f"{browser} could not print {html}: {e}") from e
     if not pdf.exists() or pdf.stat().st_size == 0:

@@ -1,5 +1,6 @@
 """Publishing the course: the Pages workflow, the widget JavaScript's pins, the PDF's page numbers
 and bookmarks, and the downloads the site links to."""
+import asyncio
 import json
 import re
 import sys
@@ -97,6 +98,11 @@ def test_the_pdf_has_page_numbers_and_bookmarks(tmp_path):
     titles = re.findall(rb"/Title \(([^)]*)\)\s*/Dest", data)
     assert titles and set(titles) == {b"One", b"One, part two", b"Two", b"Three"}, titles
     assert print_pdf.bookmark_count(pdf) == 4
+
+    async def inside_a_running_event_loop():  # as in a notebook, or a test session with a browser open
+        return print_pdf.print_pdf(page, tmp_path / "again.pdf", browser)
+
+    assert asyncio.run(inside_a_running_event_loop()) == 3
 
 
 def test_the_site_links_the_downloads_that_make_downloads_writes():
