@@ -39,6 +39,9 @@ PRINT_CSS = """
 .header-article, .bd-header-article, #jb-print-docs-body { display: none !important; }
 pre { white-space: pre-wrap !important; word-break: break-word; }
 .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
+/* The theme's print style hides the article's h1 (it prints its own title, hidden above): show each
+   page's title again, so that it is printed and becomes a top-level bookmark. */
+.aimc-print-page h1 { display: block !important; }
 .aimc-print-page { break-before: page; }
 .aimc-print-page:first-child { break-before: auto; }
 """
@@ -138,9 +141,17 @@ def print_pdf(html: Path, pdf: Path, browser: str | None = None, timeout_s: floa
     return page_count(pdf)
 
 
-def bookmark_count(pdf: Path) -> int:
-    """Number of bookmarks (outline items: a title and a destination) of a PDF written by Chromium."""
-    return len(re.findall(rb"/Title\s*(?:\((?:[^)\\]|\\.)*\)|<[0-9A-Fa-f]*>)\s*/Dest", Path(pdf).read_bytes()))
+_TITLE = rb"/Title\s*(?:\((?:[^)\\]|\\.)*\)|<[0-9A-Fa-f]*>)\s*/Dest\s*\[[^\]]*\]\s*/Parent\s+"
+
+
+def bookmark_count(pdf: Path, top_level: bool = False) -> int:
+    """Number of bookmarks (outline items) of a PDF written by Chromium; ``top_level``: only those
+    directly under the outline's root (one per page of the book: its h1)."""
+    data = Path(pdf).read_bytes()
+    if not top_level:
+        return len(re.findall(_TITLE + rb"\d+", data))
+    root = re.search(rb"(\d+) 0 obj\s*<</Type /Outlines", data)
+    return 0 if root is None else len(re.findall(_TITLE + root.group(1) + rb" 0 R", data))
 
 
 def print_book(html_dir: Path, pdf: Path, browser: str | None = None, pages: list[str] | None = None) -> int:

@@ -97,12 +97,31 @@ def test_the_pdf_has_page_numbers_and_bookmarks(tmp_path):
     data = pdf.read_bytes()
     titles = re.findall(rb"/Title \(([^)]*)\)\s*/Dest", data)
     assert titles and set(titles) == {b"One", b"One, part two", b"Two", b"Three"}, titles
-    assert print_pdf.bookmark_count(pdf) == 4
+    assert print_pdf.bookmark_count(pdf) == 4 and print_pdf.bookmark_count(pdf, top_level=True) == 3
 
     async def inside_a_running_event_loop():  # as in a notebook, or a test session with a browser open
         return print_pdf.print_pdf(page, tmp_path / "again.pdf", browser)
 
     assert asyncio.run(inside_a_running_event_loop()) == 3
+
+
+def test_the_book_pdf_prints_every_page_title_that_the_theme_hides_in_print(tmp_path):
+    """sphinx-book-theme's print style hides the article's h1; the combined book shows each again."""
+    browser = find_browser.find()
+    if browser is None:
+        pytest.skip("no Chromium or Chrome here (make browser)")
+    site = tmp_path / "html"
+    (site / "book").mkdir(parents=True)
+    style = "<style>@media print { .bd-article h1 { display: none; } }</style>"
+    for name, title in (("intro", "The intro"), ("one", "Chapter one")):
+        (site / "book" / f"{name}.html").write_text(
+            f"<html><head>{style}</head><body><article class='bd-article'><section><h1>{title}</h1>"
+            f"<p>text</p><section><h2>{title}, a section</h2><p>more</p></section></section></article></body></html>")
+    pdf = tmp_path / "book.pdf"
+    assert print_pdf.print_book(site, pdf, browser, pages=["book/intro", "book/one"]) == 2
+    assert print_pdf.bookmark_count(pdf, top_level=True) == 2 and print_pdf.bookmark_count(pdf) == 4
+    assert set(re.findall(rb"/Title \(([^)]*)\)\s*/Dest", pdf.read_bytes())) == {
+        b"The intro", b"The intro, a section", b"Chapter one", b"Chapter one, a section"}
 
 
 def test_the_site_links_the_downloads_that_make_downloads_writes():
