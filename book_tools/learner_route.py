@@ -139,7 +139,7 @@ def setup(out: Path, root: Path = ROOT) -> Path:
     spec = {"argv": [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (aimc_lib from its wheel, no book tools)",
             "language": "python",
-            "env": {"PYTHONPATH": f"{blocker}:{site}", "AIMC_LEARNER_ROUTE": "1"}}
+            "env": {"PYTHONPATH": f"{blocker}:{site}"}}
     (kernel_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     return out / "share" / "jupyter"
 
