@@ -262,11 +262,13 @@ def cmd_figure(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m aimc_lib",
+    from ._version import __version__
+    ap = argparse.ArgumentParser(prog="aimc",
                                  description="Analog in-memory computing with PCM: train, evaluate, "
                                              "simulate drift, draw the figure.",
                                  epilog="Errors are one line (exit code 2); --debug shows the traceback.")
     ap.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__} (aimc_lib)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a ResNet in FP32 or noise-aware (resumable)",
@@ -350,6 +352,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {_one_line(Warning(str(message)))}", file=sys.stderr, flush=True)
 
 
+# torch.OutOfMemoryError is torch >= 2.5 (torch.cuda.OutOfMemoryError is the same class there);
+# the declared minimum, torch 2.1, has only the CUDA one.
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
 def main(argv=None) -> int:
     """Run a command; every anticipated error becomes one line on stderr and exit code 2
     (``--debug``: the traceback instead). Ctrl-C exits with 130."""
@@ -373,7 +380,7 @@ def main(argv=None) -> int:
                 raise
             print(f"error: {_one_line(e)}", file=sys.stderr)
             return 2
-        except torch.OutOfMemoryError as e:
+        except _OUT_OF_MEMORY as e:
             if debug:
                 raise
             print(f"error: out of memory on {getattr(a, 'device', 'the device')}: use --test-subset, "

@@ -2,9 +2,10 @@
 
 The site is built once per test session into ``_build_fast`` (``AIMC_FAST=1``), served from
 127.0.0.1, and opened with Playwright driving the Chromium or Chrome that
-``scripts/find_browser.py`` finds (``make browser`` installs one if there is none). Every request
+``book_tools/find_browser.py`` finds (``make browser`` installs one if there is none). Every request
 to another host is blocked, so the widgets can only work if their JavaScript is self-hosted.
-The tests marked ``book`` build the site; the others check the book's sources and scripts.
+The tests marked ``book`` build the site; the others check the book's sources (the book tooling's
+own tests are in ``tests/test_book_tools.py``).
 """
 import functools
 import http.server
@@ -19,14 +20,12 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
-import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "book_tools"))
 import find_browser  # noqa: E402
 import print_pdf  # noqa: E402
-import sync_colab_cells  # noqa: E402
 
 BUILD = ROOT / "_build_fast"
 HTML = BUILD / "_build" / "html"
@@ -94,7 +93,7 @@ def server(built_site):
 def chromium():
     path = find_browser.find()
     if path is None:
-        pytest.fail("no Chromium or Chrome found: run `make browser` (scripts/find_browser.py --install)")
+        pytest.fail("no Chromium or Chrome found: run `make browser` (book_tools/find_browser.py --install)")
     return path
 
 
@@ -278,85 +277,7 @@ def test_internal_links_resolve(built_site):
     assert broken == []
 
 
-# ---- without a build: the browser choice, the Colab install cells, the PDF -----------------------
-
-def _fake_executable(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("#!/bin/sh\n")
-    path.chmod(0o755)
-    return path
-
-
-def test_find_browser_prefers_the_path_then_playwright_cache(tmp_path):
-    home, bin_dir = tmp_path / "home", tmp_path / "bin"
-    bin_dir.mkdir()
-    env = {"PATH": str(bin_dir)}
-    assert find_browser.find(env, home, "linux") is None
-    old = _fake_executable(home / ".cache/ms-playwright/chromium-1100/chrome-linux/chrome")
-    new = _fake_executable(home / ".cache/ms-playwright/chromium-1200/chrome-linux/chrome")
-    (home / ".cache/ms-playwright/chromium-1300/chrome-linux").mkdir(parents=True)  # an unfinished download
-    assert find_browser.find(env, home, "linux") == str(new) != str(old)
-    other = _fake_executable(tmp_path / "pw" / "chromium-9/chrome-linux/chrome")
-    assert find_browser.find({**env, "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "pw")}, home, "linux") == str(other)
-    (bin_dir / "google-chrome").write_text("not executable")
-    assert find_browser.find(env, home, "linux") == str(new)
-    chrome = _fake_executable(bin_dir / "chromium-browser")
-    assert find_browser.find(env, home, "linux") == str(chrome)
-    chromium = _fake_executable(bin_dir / "chromium")
-    assert find_browser.find(env, home, "linux") == str(chromium)
-    explicit = _fake_executable(tmp_path / "my" / "chrome")
-    assert find_browser.find({**env, "AIMC_BROWSER": str(explicit)}, home, "linux") == str(explicit)
-    with pytest.raises(FileNotFoundError, match="AIMC_BROWSER"):
-        find_browser.find({**env, "AIMC_BROWSER": str(tmp_path / "missing")}, home, "linux")
-
-
-def test_find_browser_on_macos(tmp_path):
-    home, env = tmp_path / "home", {"PATH": ""}
-    app = _fake_executable(tmp_path / "Applications/Google Chrome.app/Contents/MacOS/Google Chrome")
-    pw = _fake_executable(home / "Library/Caches/ms-playwright/chromium-1/chrome-mac/Chromium.app/Contents/MacOS/Chromium")
-    assert find_browser.find(env, home, "darwin", mac_apps=[str(app)]) == str(app)
-    assert find_browser.find(env, home, "darwin", mac_apps=[]) == str(pw)
-    assert find_browser.find(env, home, "linux", mac_apps=[str(app)]) is None
-
-
-def test_without_a_browser_root_uses_apt_and_others_playwright():
-    assert find_browser.install_command(True, True, "py") == [["apt-get", "update", "-q"],
-                                                             ["apt-get", "install", "-y", "-q", "chromium"]]
-    for is_root, has_apt in ((False, True), (True, False), (False, False)):
-        assert find_browser.install_command(is_root, has_apt, "py") == [["py", "-m", "playwright", "install", "chromium"]]
-
-
-def test_every_notebook_starts_with_the_colab_install_cell():
-    """The first code cell installs aimc_lib from _config.yml's repository.url, off the website."""
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    expected = sync_colab_cells.install_source(sync_colab_cells.repository_url())
-    assert f'"aimc_lib @ git+{url.rstrip("/")}"' in expected
-    wrong = []
-    for path in sorted((ROOT / "book").glob("*.ipynb")):
-        first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-        if first.source != expected or "remove-cell" not in first.metadata.get("tags", []):
-            wrong.append(path.name)
-    assert wrong == [], f"run `python scripts/sync_colab_cells.py`: {wrong}"
-
-
-def test_sync_colab_cells_rewrites_adds_and_tags(tmp_path, monkeypatch):
-    config = tmp_path / "_config.yml"
-    config.write_text("repository:\n  url: https://example.org/me/fork/\n")
-    url = sync_colab_cells.repository_url(config)
-    assert url == "https://example.org/me/fork"
-    stale = nbformat.v4.new_code_cell('%pip install -q "aimc_lib @ git+https://old/url"', metadata={"tags": ["x"]})
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), stale, nbformat.v4.new_code_cell("1")])
-    assert sync_colab_cells.sync(nb, url) is True
-    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
-    assert "git+https://example.org/me/fork" in nb.cells[1].source and nb.cells[1].metadata["tags"] == ["x", "remove-cell"]
-    assert sync_colab_cells.sync(nb, url) is False
-    bare = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import aimc_lib")])
-    assert sync_colab_cells.sync(bare, url) is True and len(bare.cells) == 2
-    assert sync_colab_cells.is_install_cell(bare.cells[0]) and bare.cells[1].source == "import aimc_lib"
-    config.write_text("repository:\n  url: git@github.com:me/fork\n")
-    with pytest.raises(ValueError, match="https URL"):
-        sync_colab_cells.repository_url(config)
-
+# ---- the PDF of the built book ---------------------------------------------------------------
 
 @book
 def test_make_pdf_prints_the_whole_book(built_site, chromium, tmp_path):
@@ -364,6 +285,8 @@ def test_make_pdf_prints_the_whole_book(built_site, chromium, tmp_path):
     n_pages = print_pdf.print_book(built_site, tmp_path / "book.pdf", chromium)
     assert (tmp_path / "book.pdf").read_bytes().startswith(b"%PDF")
     assert n_pages >= 60, n_pages
+    # Every page's title is printed and is a top-level bookmark (the theme's print style hides h1s).
+    assert print_pdf.bookmark_count(tmp_path / "book.pdf", top_level=True) == len(toc_files())
     from bs4 import BeautifulSoup
 
     def title(soup):
@@ -374,16 +297,3 @@ def test_make_pdf_prints_the_whole_book(built_site, chromium, tmp_path):
     pages = [title(BeautifulSoup((built_site / f"{f}.html").read_text(), "html.parser").select_one("article"))
              for f in toc_files()]
     assert printed == pages
-
-
-def test_the_pages_workflow_builds_with_the_readme_command_and_publishes_the_site():
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
-    build = workflow["jobs"]["build"]["steps"]
-    assert any(step.get("run") == "make book" for step in build)
-    assert "make book " in (ROOT / "README.md").read_text()
-    upload = next(s for s in build if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
-    assert upload["with"]["path"] == "_build/html"
-    deploy = workflow["jobs"]["deploy"]
-    assert deploy["needs"] == "build"
-    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
-    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}

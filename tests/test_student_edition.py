@@ -1,4 +1,4 @@
-"""The student edition (scripts/student_edition.py): notebooks and site without solutions."""
+"""The student edition (book_tools/student_edition.py): notebooks and site without solutions."""
 import importlib.util
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("student_edition", ROOT / "scripts" / "student_edition.py")
+spec = importlib.util.spec_from_file_location("student_edition", ROOT / "book_tools" / "student_edition.py")
 se = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(se)
 

@@ -6,8 +6,8 @@ short solution is a ```{solution} <label>``` block inside a markdown cell. The s
 drops every cell from solution-start to solution-end (inclusive) and every solution block;
 everything else, the exercises included, is kept unchanged.
 
-    python scripts/student_edition.py OUT_DIR           # student notebooks OUT_DIR/<name>.ipynb
-    python scripts/student_edition.py --site STAGE_DIR  # a copy of the book to build without solutions
+    python book_tools/student_edition.py OUT_DIR           # student notebooks OUT_DIR/<name>.ipynb
+    python book_tools/student_edition.py --site STAGE_DIR  # a copy of the book to build without solutions
 
 ``make book-student`` stages the site with ``--site _build_student/src`` and builds it with
 Jupyter Book into ``_build_student`` (sphinx-exercise's ``hide_solutions`` is set as well).

@@ -5,7 +5,7 @@ Notebooks are committed without outputs (the book executes them), except the cel
 compares against. This script executes each notebook in fast mode (``AIMC_FAST=1``), keeps the
 outputs of the tagged cells and strips all others.
 
-    python scripts/store_checked_outputs.py book/*.ipynb
+    python book_tools/store_checked_outputs.py book/*.ipynb
 """
 import os
 import sys

@@ -5,8 +5,8 @@ Order: ``$AIMC_BROWSER`` (an explicit path), then ``chromium``, ``chromium-brows
 applications, then a Chromium that Playwright already downloaded (``$PLAYWRIGHT_BROWSERS_PATH``
 or its default cache). Prints the executable's path.
 
-    python scripts/find_browser.py            # print the path, exit 1 if there is none
-    python scripts/find_browser.py --install  # if none: Debian's chromium (root with apt-get),
+    python book_tools/find_browser.py            # print the path, exit 1 if there is none
+    python book_tools/find_browser.py --install  # if none: Debian's chromium (root with apt-get),
                                               # else Playwright's user-level download
 """
 from __future__ import annotations

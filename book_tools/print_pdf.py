@@ -2,12 +2,13 @@
 
 The pages of the built website (``_build/html``), in the order of ``_toc.yml``, are put one after
 the other into a single page (``book/_print.html``, each chapter starting on a new sheet; figures
-and widget states come along), which the Chromium of the browser test (scripts/find_browser.py)
-prints. Jupyter Book's own single-page builder cannot be used: myst-nb's hidden-code cells do not
-render there.
+and widget states come along), which the Chromium of the browser test (book_tools/find_browser.py)
+prints through Playwright's ``page.pdf``: A4, page numbers in the footer ("3 / 120") and the
+headings as the PDF's bookmarks (outline). Jupyter Book's own single-page builder cannot be used:
+myst-nb's hidden-code cells do not render there.
 
-    python scripts/print_pdf.py _build/html _build/aimc-book.pdf     # the whole book
-    python scripts/print_pdf.py some/page.html out.pdf               # one page
+    python book_tools/print_pdf.py _build/html _build/aimc-book.pdf     # the whole book
+    python book_tools/print_pdf.py some/page.html out.pdf               # one page
 
 Prints the number of pages written.
 """
@@ -15,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -27,15 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from find_browser import find  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
-        "--run-all-compositor-stages-before-draw", "--virtual-time-budget=30000"]
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+FOOTER = ('<div style="width: 100%; font-family: sans-serif; font-size: 8px; color: #555; text-align: center;">'
+          '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
+# MathJax typesets after the page has loaded: wait for it (and for nothing when a page has none).
+MATHJAX_DONE = "() => (window.MathJax && MathJax.startup && MathJax.startup.promise) ? MathJax.startup.promise.then(() => true) : true"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PRINT_CSS = """
 .bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer, .bd-footer-article, .prev-next-area,
 .header-article, .bd-header-article, #jb-print-docs-body { display: none !important; }
 pre { white-space: pre-wrap !important; word-break: break-word; }
 .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
+/* The theme's print style hides the article's h1 (it prints its own title, hidden above): show each
+   page's title again, so that it is printed and becomes a top-level bookmark. */
+.aimc-print-page h1 { display: block !important; }
 .aimc-print-page { break-before: page; }
 .aimc-print-page:first-child { break-before: auto; }
 """
@@ -89,22 +95,63 @@ def page_count(pdf: Path) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![s\w])", Path(pdf).read_bytes()))
 
 
+def pdf_options(pdf: Path) -> dict:
+    """Playwright's ``page.pdf`` options: A4, backgrounds, page numbers in the footer, bookmarks."""
+    return {"path": str(pdf), "format": "A4", "print_background": True,
+            "display_header_footer": True, "header_template": "<div></div>", "footer_template": FOOTER,
+            "margin": {"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"},
+            "outline": True, "tagged": True}
+
+
 def print_pdf(html: Path, pdf: Path, browser: str | None = None, timeout_s: float = 900) -> int:
     """Print the page ``html`` to ``pdf``; return the number of pages."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
     html, pdf = Path(html).resolve(), Path(pdf).resolve()
     if not html.is_file():
         raise FileNotFoundError(f"{html} not found: build the book first")
     browser = browser or find()
     if browser is None:
-        raise FileNotFoundError("no Chromium or Chrome found: run `python scripts/find_browser.py --install`")
+        raise FileNotFoundError("no Chromium or Chrome found: run `python book_tools/find_browser.py --install`")
     pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([browser, *ARGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf}",
-                               html.as_uri()], capture_output=True, text=True, timeout=timeout_s)
+
+    def _print() -> None:
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=browser, args=ARGS)
+            try:
+                page = chromium.new_page()
+                page.goto(html.as_uri(), wait_until="networkidle", timeout=timeout_s * 1000)
+                page.evaluate(MATHJAX_DONE)
+                page.emulate_media(media="print")
+                page.pdf(**pdf_options(pdf))
+            finally:
+                chromium.close()
+
+    # In a thread of its own: Playwright's sync API refuses to run where an asyncio loop is running
+    # (a notebook, or a test session that already drives a browser).
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(_print).result()
+    except PlaywrightError as e:
+        raise RuntimeError(f"{browser} could not print {html}: {e}") from e
     if not pdf.exists() or pdf.stat().st_size == 0:
-        raise RuntimeError(f"{browser} wrote no PDF (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"{browser} wrote no PDF for {html}")
     return page_count(pdf)
+
+
+_TITLE = rb"/Title\s*(?:\((?:[^)\\]|\\.)*\)|<[0-9A-Fa-f]*>)\s*/Dest\s*\[[^\]]*\]\s*/Parent\s+"
+
+
+def bookmark_count(pdf: Path, top_level: bool = False) -> int:
+    """Number of bookmarks (outline items) of a PDF written by Chromium; ``top_level``: only those
+    directly under the outline's root (one per page of the book: its h1)."""
+    data = Path(pdf).read_bytes()
+    if not top_level:
+        return len(re.findall(_TITLE + rb"\d+", data))
+    root = re.search(rb"(\d+) 0 obj\s*<</Type /Outlines", data)
+    return 0 if root is None else len(re.findall(_TITLE + root.group(1) + rb" 0 R", data))
 
 
 def print_book(html_dir: Path, pdf: Path, browser: str | None = None, pages: list[str] | None = None) -> int:

@@ -2,15 +2,20 @@
 
 The first code cell of each notebook installs ``aimc_lib`` when it is missing (Colab, Binder).
 A notebook cannot import ``aimc_lib`` before installing it, so the cell holds the repository URL
-literally; this script is the one place that writes it, from ``repository.url`` in
-``_config.yml``. The cell is tagged ``remove-cell``: it stays in the notebook, off the website.
+and the release literally; this script is the one place that writes them, from ``repository.url``
+in ``_config.yml`` and the package version in ``aimc_lib/_version.py``: the cell installs the
+release tagged ``v<version>`` with the ``notebooks`` extra (what the chapters import beyond the
+core dependencies), so a course's notebooks do not change under its students. The cell is tagged
+``remove-cell``: it stays in the notebook, off the website. A release bumps the version, runs this
+script and tags the commit (docs/developers.md, "Releases").
 
-    python scripts/sync_colab_cells.py           # rewrite the cells that differ
-    python scripts/sync_colab_cells.py --check   # exit 1 if a notebook is out of date
+    python book_tools/sync_colab_cells.py           # rewrite the cells that differ
+    python book_tools/sync_colab_cells.py --check   # exit 1 if a notebook is out of date
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,7 +29,7 @@ TEMPLATE = '''# In Colab or Binder, install aimc_lib first (a no-op when it is a
 try:
     import aimc_lib
 except ImportError:
-    %pip install -q "aimc_lib @ git+{url}"
+    %pip install -q "aimc_lib[notebooks] @ git+{url}@v{version}"
     import aimc_lib'''
 
 
@@ -38,17 +43,26 @@ def repository_url(config_path: Path = ROOT / "_config.yml") -> str:
     return url
 
 
-def install_source(url: str) -> str:
-    return TEMPLATE.format(url=url)
+def package_version(version_path: Path = ROOT / "aimc_lib" / "_version.py") -> str:
+    """``__version__`` of ``aimc_lib/_version.py``, read without importing the package."""
+    match = re.search(r'^__version__ = "([^"]+)"$', Path(version_path).read_text(), re.M)
+    if match is None or not re.fullmatch(r"\d+\.\d+\.\d+", match.group(1)):
+        raise ValueError(f'{version_path}: expected a line __version__ = "X.Y.Z"')
+    return match.group(1)
+
+
+def install_source(url: str, version: str) -> str:
+    """The install cell's source: the release ``v<version>`` of the repository at ``url``."""
+    return TEMPLATE.format(url=url, version=version)
 
 
 def is_install_cell(cell) -> bool:
     return cell.cell_type == "code" and "pip install" in cell.source and "aimc_lib" in cell.source
 
 
-def sync(nb: nbformat.NotebookNode, url: str) -> bool:
+def sync(nb: nbformat.NotebookNode, url: str, version: str) -> bool:
     """Make the first code cell of ``nb`` the install cell (added if missing); True if ``nb`` changed."""
-    source = install_source(url)
+    source = install_source(url, version)
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), None)
     if first is None or not is_install_cell(nb.cells[first]):
         cell = nbformat.v4.new_code_cell(source, metadata={"tags": [TAG]})
@@ -69,14 +83,14 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook differs")
     args = ap.parse_args(argv)
     try:
-        url = repository_url()
+        url, version = repository_url(), package_version()
     except ValueError as e:
         print(f"sync_colab_cells: {e}", file=sys.stderr)
         return 1
     stale = []
     for path in args.notebooks or sorted((ROOT / "book").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        if sync(nb, url):
+        if sync(nb, url, version):
             stale.append(path)
             if not args.check:
                 nbformat.write(nb, path)
