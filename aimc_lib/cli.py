@@ -39,7 +39,7 @@ def _add_pcm_args(p: argparse.ArgumentParser) -> None:
 
 def _pcm_params(a):
     from .pcm import PCMParams
-    from .validation import ArgumentError
+    from .checks import ArgumentError
     try:
         return PCMParams(prog_noise_scale=a.prog_noise_scale, drift_scale=a.drift_scale,
                          read_noise_scale=a.read_noise_scale, noise_on_zero_target=a.noise_on_zero_target)
@@ -51,10 +51,13 @@ def _pcm_params(a):
 
 
 def _setup_machine(a) -> None:
-    """Check --device and --threads before anything is computed; set the thread count."""
-    from . import validation
-    a.device = str(validation.device(a.device, "--device"))
-    validation.threads(a.threads, "--threads")
+    """Check --device and --threads before anything is computed; set the thread count, and keep
+    freed CPU memory for reuse (:mod:`aimc_lib.cpu_memory`)."""
+    from . import checks
+    from .cpu_memory import keep_freed_memory
+    keep_freed_memory()
+    a.device = str(checks.device(a.device, "--device"))
+    checks.threads(a.threads, "--threads")
     if a.threads:
         torch.set_num_threads(a.threads)
 
@@ -66,7 +69,7 @@ def _load_model(name_or_path: str, device: str):
 
 def _test_subset(a) -> int:
     from .data import N_TEST
-    from .validation import integer
+    from .checks import integer
     return integer("--test-subset (0 = all test images)", a.test_subset, 0, N_TEST)
 
 
@@ -75,10 +78,9 @@ RUN_FILES = ("checkpoint.pt", "log.json", "model.pt")
 
 def _train_run_dir(a, cfg) -> str:
     """Check RUN_DIR before training; returns what this call will do (train, resume or restart)."""
-    import dataclasses as dc
     from .checkpoints import CheckpointError, load_state
+    from .checks import ArgumentError, writable_folder
     from .training import TrainConfig
-    from .validation import ArgumentError, writable_folder
     run = Path(a.run_dir)
     if run.exists() and not run.is_dir():
         raise ArgumentError(f"RUN_DIR {run} is a file, not a folder")
@@ -99,7 +101,7 @@ def _train_run_dir(a, cfg) -> str:
             saved = TrainConfig(**ck["config"])
         except (TypeError, ValueError, KeyError) as e:
             raise CheckpointError(f"{ckpt} holds no valid training config ({e})") from None
-        same = dc.replace(saved, threads=cfg.threads, device=cfg.device) == cfg
+        same = saved.same_run(cfg)
         finished = int(ck.get("epoch", 0)) >= cfg.epochs and (run / "model.pt").exists()
         if same and not finished:
             return f"resume after epoch {ck.get('epoch', 0)} of {cfg.epochs}"
@@ -107,9 +109,7 @@ def _train_run_dir(a, cfg) -> str:
             if same:
                 raise ArgumentError(f"RUN_DIR {run} is a finished run (model.pt); pass --force to train it "
                                     f"again from scratch, or choose another folder")
-            diff = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in
-                             (f.name for f in dc.fields(cfg)) if k not in ("threads", "device")
-                             and getattr(saved, k) != getattr(cfg, k))
+            diff = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in saved.differences(cfg).items())
             raise ArgumentError(f"RUN_DIR {run} holds a run with a different config ({diff}); choose "
                                 f"another folder, or pass --force to start over")
     elif (run / "model.pt").exists() and not a.force:
@@ -122,8 +122,8 @@ def _train_run_dir(a, cfg) -> str:
 def cmd_train(a) -> int:
     from .checkpoints import check_state_finite, load_into, load_state
     from .data import load_cifar10
+    from .checks import ArgumentError, same_file
     from .training import TrainConfig, build_model, custom_config, train
-    from .validation import ArgumentError, same_file
     _setup_machine(a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(a).items() if k in fields and v is not None}
@@ -178,17 +178,19 @@ def _model_file(name_or_path: str) -> str:
 
 
 def cmd_drift(a) -> int:
-    from . import validation
+    from . import checks
     from .data import load_cifar10
-    from .experiments import DEFAULT_TIMES_S, accuracy_vs_time
+    from .experiments import accuracy_vs_time
+    from .pcm import time_grid
     from .resume import ResumeError, partial_path
+    from .times import DEFAULT_TIMES_S
     _setup_machine(a)
     params = _pcm_params(a)
-    times = validation.time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
-    validation.positive_int("--chips", a.chips, validation.MAX_CHIPS)
-    validation.seed(a.seed, "--seed", a.chips)
+    times = time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
+    checks.positive_int("--chips", a.chips, checks.MAX_CHIPS)
+    checks.seed(a.seed, "--seed", a.chips)
     n = _test_subset(a)
-    out = validation.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
+    out = checks.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
     partial = partial_path(out)
     if partial.exists():
         print(f"found {partial}: resuming the interrupted run if its arguments match", flush=True)
@@ -226,9 +228,9 @@ def _check_figure_inputs(series: dict, paths: dict) -> None:
 
 def cmd_figure(a) -> int:
     from matplotlib.figure import Figure
-    from . import validation
-    from .experiments import load_results
-    from .validation import ArgumentError
+    from . import checks
+    from .checks import ArgumentError
+    from .result_files import load_results
     paths = {label: path for label, path in (("custom", a.custom), ("direct", a.direct)) if path}
     if not paths:
         raise ArgumentError("figure needs --custom and/or --direct result files")
@@ -236,7 +238,7 @@ def cmd_figure(a) -> int:
         raise ArgumentError(f"--out names a file twice: {a.out}")
     supported = Figure().canvas.get_supported_filetypes()
     for out in a.out:
-        validation.output_file(out, "--out", inputs=list(paths.values()), force=a.force)
+        checks.output_file(out, "--out", inputs=list(paths.values()), force=a.force)
         ext = Path(out).suffix.lower().lstrip(".")
         if ext not in supported:
             raise ArgumentError(f"--out {out}: unknown image type {ext or '(no extension)'!r}; use one of "
@@ -249,7 +251,7 @@ def cmd_figure(a) -> int:
         fp32 = series[label]["meta"].get("fp32_accuracy")
         if fp32 is None:
             raise ArgumentError(f"{paths[label]} records no fp32_accuracy; give --fp32-accuracy")
-    fp32 = validation.number("--fp32-accuracy (%)", fp32, 0.0, 100.0)
+    fp32 = checks.number("--fp32-accuracy (%)", fp32, 0.0, 100.0)
     from .plotting import paper_figure
     fig = paper_figure(series.get("custom"), series.get("direct"), fp32_accuracy=fp32)
     for out in a.out:

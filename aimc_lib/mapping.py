@@ -35,7 +35,7 @@ from torch import nn
 from . import pcm
 from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
 from .periphery import AnalogLayer, Periphery, one_hot_readout
-from .validation import calibration_images
+from .data import calibration_images
 
 #: The periphery's generators are seeded with the chip's seed plus this offset (and plus 1 for the
 #: GDC reference readout), apart from the chip's own generator.

@@ -26,7 +26,8 @@ def result_name(model: str, compensation: str) -> str:
 
 
 def save_results(res: dict, path) -> None:
-    """Write a result as JSON (creating the folder), via a temporary file so no half file is left."""
+    """Write a result (or any JSON-ready dict, e.g. a run's partial file) as JSON, creating the folder,
+    via a temporary file so that no half file is ever left: the package's one atomic JSON writer."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -24,7 +24,7 @@ from torch import nn
 
 from .checkpoints import state_sha256
 from .result_files import save_results
-from .validation import ArgumentError, format_duration, writable_folder
+from .checks import ArgumentError, writable_folder
 
 PARTIAL_SUFFIX = ".partial.json"
 #: A run estimated to take longer than this (s) gets a warning with the estimate.
@@ -54,12 +54,6 @@ def fingerprint(**parts) -> str:
     """sha256 of a run's arguments (modules and tensors by content, the rest as JSON)."""
     text = json.dumps({k: _digest(v) for k, v in sorted(parts.items())}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_json_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
 
 
 class ChipLog:
@@ -123,8 +117,8 @@ class ChipLog:
         self.rows.append([float(x) for x in row])
         self.seconds += seconds
         if self.path is not None:
-            write_json_atomic({"fingerprint": self.fingerprint, "rows": self.rows,
-                               "seconds": round(self.seconds, 1)}, self.path)
+            save_results({"fingerprint": self.fingerprint, "rows": self.rows,
+                          "seconds": round(self.seconds, 1)}, self.path)
 
     def finish(self, res: dict) -> dict:
         """Write the final result to ``results_path`` (if any), remove the partial file; return ``res``."""
@@ -142,6 +136,15 @@ def estimate_seconds(runner, test, batch_size: int, n_points: int, accuracy) -> 
     accuracy(runner, type(test)(test.x[:probe], test.y[:probe]), probe)
     per_image = (time.perf_counter() - t0) / probe
     return per_image * len(test) * n_points
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in words: minutes, hours, or days (from two days on)."""
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
 
 
 def warn_if_long(seconds: float, n_points: int, threshold_s: float = LONG_RUN_S) -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from torch import nn
 
-from aimc_lib import resume, validation
+from aimc_lib import checks, pcm, resume
 from aimc_lib.checkpoints import CheckpointError, load_state, save_atomic, state_sha256
 from aimc_lib.data import Split, calibration_batch
 from aimc_lib.evaluation import accuracy
@@ -29,7 +29,7 @@ from aimc_lib.models import check_analog_model, check_finite, resnet
 from aimc_lib.pcm import PCMParams, check_time
 from aimc_lib.result_files import load_results, save_results
 from aimc_lib.training import TrainConfig
-from aimc_lib.validation import ArgumentError
+from aimc_lib.checks import ArgumentError
 from aimc_lib.zoo import load_model
 
 # A few examples keep CI fast; AIMC_HYPOTHESIS_EXAMPLES=500 explores more. No example database,
@@ -229,50 +229,50 @@ def test_load_results_names_the_file_or_gives_a_result(extra, tmp_path_factory):
 
 def test_time_grid_messages_name_the_argument():
     with pytest.raises(ArgumentError, match=r"times_s must hold at least one time"):
-        validation.time_grid([])
+        pcm.time_grid([])
     with pytest.raises(ArgumentError, match=r"times_s\[1\].*finite"):
-        validation.time_grid([1.0, float("nan")])
+        pcm.time_grid([1.0, float("nan")])
     with pytest.raises(ArgumentError, match=r"times_s\[0\].*got '1'"):
-        validation.time_grid(["1"])
+        pcm.time_grid(["1"])
     with pytest.raises(ArgumentError, match="strictly increasing"):
-        validation.time_grid([1.0, 1.0])
+        pcm.time_grid([1.0, 1.0])
     with pytest.raises(ArgumentError, match="list of times"):
-        validation.time_grid(3600.0)
-    assert validation.time_grid(np.array([0, 1.5])) == [0.0, 1.5]
-    assert validation.time_grid(torch.tensor([2.0, 3.0])) == [2.0, 3.0]
+        pcm.time_grid(3600.0)
+    assert pcm.time_grid(np.array([0, 1.5])) == [0.0, 1.5]
+    assert pcm.time_grid(torch.tensor([2.0, 3.0])) == [2.0, 3.0]
 
 
 def test_float32_underflow_refused_or_warned():
     calibrated = PCMParams()
     with pytest.raises(ArgumentError, match="float32 range"):
-        validation.time_grid([1e40], calibrated)
+        pcm.time_grid([1e40], calibrated)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        validation.time_grid([1e5, 365 * 86400.0], calibrated)  # the figure's range: no warning
+        pcm.time_grid([1e5, 365 * 86400.0], calibrated)  # the figure's range: no warning
     strong = PCMParams(drift_scale=100)
     with pytest.raises(ArgumentError, match="underflows to 0"):
-        validation.time_grid([1e30], strong)
-    t_warn = validation.underflow_time_s(strong.t0_s, strong.drift_scale, validation.NU_MAX, 1.0)
+        pcm.time_grid([1e30], strong)
+    t_warn = pcm.underflow_time_s(strong.t0_s, strong.drift_scale, pcm.NU_MAX, 1.0)
     with pytest.warns(UserWarning, match="most-drifting devices"):
-        validation.time_grid([t_warn * 1.01], strong)
+        pcm.time_grid([t_warn * 1.01], strong)
     # the refusal is right: a device of 1 uS with the mean exponent really reads 0 at that time
     from aimc_lib.pcm import drift
-    t_all = validation.underflow_time_s(strong.t0_s, strong.drift_scale, validation.NU_MEAN_MAX, 1.0)
-    g = drift(torch.tensor([1.0]), torch.tensor([validation.NU_MEAN_MAX * 100]), t_all * 10, strong)
-    assert float(g) < validation.FLOAT32_TINY
+    t_all = pcm.underflow_time_s(strong.t0_s, strong.drift_scale, pcm.NU_MEAN_MAX, 1.0)
+    g = drift(torch.tensor([1.0]), torch.tensor([pcm.NU_MEAN_MAX * 100]), t_all * 10, strong)
+    assert float(g) < pcm.FLOAT32_TINY
 
 
 def test_devices_and_threads(monkeypatch):
-    assert validation.device("cpu") == torch.device("cpu")
+    assert checks.device("cpu") == torch.device("cpu")
     with pytest.raises(ArgumentError, match="unknown device 'gpu0'"):
-        validation.device("gpu0")
+        checks.device("gpu0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ArgumentError, match="CUDA is not available"):
-        validation.device("cuda")
+        checks.device("cuda")
     import os
     with pytest.raises(ArgumentError, match=rf"threads must be an integer in 0..{os.cpu_count()}, got 10000"):
-        validation.threads(10_000)
-    assert validation.threads(1) == 1
+        checks.threads(10_000)
+    assert checks.threads(1) == 1
 
 
 def test_pcm_params_types_and_read_pulse():
