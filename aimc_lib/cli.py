@@ -17,11 +17,28 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="folder with CIFAR-10 (.npz batches or torchvision's files); default: $AIMC_DATA")
     p.add_argument("--download", action="store_true",
                    help="download CIFAR-10 with torchvision if it is not found (needs internet)")
+    add_machine_args(p)
+    _add_debug_arg(p)
+
+
+def add_machine_args(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``, as every command and script takes them (see :func:`setup_machine`)."""
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device: cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0,
                    help=f"CPU threads for torch, 1..{os.cpu_count()} (0 = torch's default)")
-    _add_debug_arg(p)
+
+
+def script_parser(doc: str, out: str | None = None, machine: bool = True) -> argparse.ArgumentParser:
+    """The command line of a script in ``scripts/``: its docstring's first paragraph as description,
+    ``--device`` and ``--threads`` (unless ``machine=False``) and, with ``out``, ``--out`` defaulting
+    to it. The script adds its own options, then calls :func:`setup_machine` on the parsed arguments."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if machine:
+        add_machine_args(ap)
+    if out is not None:
+        ap.add_argument("--out", default=str(out), help=f"where the results go (default: {out})")
+    return ap
 
 
 def _add_debug_arg(p: argparse.ArgumentParser) -> None:
@@ -50,16 +67,20 @@ def _pcm_params(a):
         raise ArgumentError(msg) from None
 
 
-def _setup_machine(a) -> None:
+def setup_machine(a, strict_fp32: bool = False) -> None:
     """Check --device and --threads before anything is computed; set the thread count, and keep
-    freed CPU memory for reuse (:mod:`aimc_lib.cpu_memory`)."""
-    from . import checks
+    freed CPU memory for reuse (:mod:`aimc_lib.cpu_memory`). ``strict_fp32``: no TF32 on a GPU, so
+    that GPU results agree with a CPU's (:func:`aimc_lib.config.strict_fp32`; the scripts that
+    write committed results use it)."""
+    from . import checks, config
     from .cpu_memory import keep_freed_memory
     keep_freed_memory()
     a.device = str(checks.device(a.device, "--device"))
     checks.threads(a.threads, "--threads")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if strict_fp32:
+        config.strict_fp32()
 
 
 def _load_model(name_or_path: str, device: str):
@@ -124,7 +145,7 @@ def cmd_train(a) -> int:
     from .data import load_cifar10
     from .checks import ArgumentError, same_file
     from .training import TrainConfig, build_model, custom_config, train
-    _setup_machine(a)
+    setup_machine(a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(a).items() if k in fields and v is not None}
     if a.widths:
@@ -160,7 +181,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     from .data import load_cifar10
     from .evaluation import accuracy
-    _setup_machine(a)
+    setup_machine(a)
     n = _test_subset(a)
     model = _load_model(a.model, a.device)
     te = load_cifar10("test", a.data, a.download)
@@ -184,7 +205,7 @@ def cmd_drift(a) -> int:
     from .pcm import time_grid
     from .resume import ResumeError, partial_path
     from .times import DEFAULT_TIMES_S
-    _setup_machine(a)
+    setup_machine(a)
     params = _pcm_params(a)
     times = time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
     checks.positive_int("--chips", a.chips, checks.MAX_CHIPS)

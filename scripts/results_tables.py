@@ -5,17 +5,14 @@
 from __future__ import annotations
 
 import json
-import sys
-
-import numpy as np
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-from aimc_lib import zoo  # noqa: E402
-from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name  # noqa: E402
-from aimc_lib.times import REPORT_TIMES_S  # noqa: E402
+from aimc_lib import zoo
+from aimc_lib.cli import script_parser
+from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name
+from aimc_lib.times import REPORT_TIMES_S
 
 MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
 COMPENSATION_LABELS = {"gdc": "GDC", "adabs": "AdaBS", "none": "no compensation"}
@@ -25,7 +22,8 @@ MAIN = {f"{MODEL_LABELS[m]}, {COMPENSATION_LABELS[c]}": result_name(m, c)
 TIMES = {"1e-5 s": 1e-5, **REPORT_TIMES_S}  # right after programming, then the note's usual times
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    script_parser(__doc__, machine=False).parse_args(argv)  # --help; it reads only the committed files
     m = zoo.manifest()
     print("| model | recipe | epochs | test accuracy (FP32, %) | training time | hardware | torch | aimc_lib |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
