@@ -198,36 +198,56 @@ def _model_file(name_or_path: str) -> str:
     return str(WEIGHTS_DIR / entry["file"]) if entry else name_or_path
 
 
+#: DriftRun's fields and the drift command's options that set them (errors name the option).
+DRIFT_OPTIONS = {"times_s": "--times", "n_chips": "--chips", "seed": "--seed"}
+
+
+def _drift_run(a, params):
+    """The run that ``drift`` asks for, checked before any file is read; errors and warnings name
+    the command-line options instead of DriftRun's fields."""
+    import re
+    from .checks import ArgumentError
+    from .runs import DriftRun
+    from .times import DEFAULT_TIMES_S
+
+    def as_option(msg: str) -> str:
+        return re.sub(r"^(%s)\b" % "|".join(DRIFT_OPTIONS), lambda m: DRIFT_OPTIONS[m.group(1)], msg)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            run = DriftRun(times_s=a.times if a.times is not None else DEFAULT_TIMES_S, n_chips=a.chips,
+                           compensation=a.compensation, params=params, seed=a.seed, test_subset=_test_subset(a),
+                           model_name=a.model, compile=a.compile)
+        except ArgumentError as e:
+            raise ArgumentError(as_option(str(e))) from None
+    for w in caught:
+        warnings.warn(as_option(str(w.message)), w.category, stacklevel=2)
+    return run
+
+
 def cmd_drift(a) -> int:
     from . import checks
     from .data import load_cifar10
-    from .experiments import accuracy_vs_time
-    from .pcm import time_grid
+    from .experiments import run_drift
     from .resume import ResumeError, partial_path
-    from .times import DEFAULT_TIMES_S
     setup_machine(a)
-    params = _pcm_params(a)
-    times = time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
-    checks.positive_int("--chips", a.chips, checks.MAX_CHIPS)
-    checks.seed(a.seed, "--seed", a.chips)
-    n = _test_subset(a)
+    run = _drift_run(a, _pcm_params(a))
     out = checks.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
     partial = partial_path(out)
     if partial.exists():
         print(f"found {partial}: resuming the interrupted run if its arguments match", flush=True)
     model = _load_model(a.model, a.device)
     te = load_cifar10("test", a.data, a.download)
-    calib = load_cifar10("train", a.data, a.download) if a.compensation == "adabs" else None
-    kw = dict(times_s=times, n_chips=a.chips, compensation=a.compensation, params=params, seed=a.seed,
-              test_subset=n, calibration_split=calib, model_name=a.model, compile=a.compile, results_path=out)
+    calib = load_cifar10("train", a.data, a.download) if run.uses_calibration else None
     try:
-        accuracy_vs_time(model, te, **kw)
+        run_drift(run, model, te, calib, results_path=out)
     except ResumeError:
         if not a.force:
             raise
         print(f"--force: discarding {partial}", flush=True)
         partial.unlink()
-        accuracy_vs_time(model, te, **kw)
+        run_drift(run, model, te, calib, results_path=out)
     print(f"wrote {out}")
     return 0
 

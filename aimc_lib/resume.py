@@ -2,8 +2,9 @@
 
 :func:`aimc_lib.experiments.accuracy_vs_time` with ``results_path="x.json"`` writes, after each
 finished chip, ``x.json.partial.json``: a fingerprint of every argument that changes the numbers
-(model weights, test images and labels, time grid, compensation, PCM parameters, first seed,
-calibration images, batch size, compile, device) and the finished chips' rows. Running again
+(:meth:`aimc_lib.runs.DriftRun.fingerprint_parts`: model weights, test images and labels, time
+grid, compensation, PCM parameters, periphery, first seed, calibration images, batch size,
+compile, device) and the finished chips' rows. Running again
 with the same arguments skips the finished chips (chip k still uses seed + k, so the result is
 bit-identical to an uninterrupted run); different arguments are refused. The number of chips is
 not part of the fingerprint: a run can be extended to more chips. When the run finishes, the
