@@ -14,7 +14,6 @@ After every optimizer step each layer is clipped to ``+- clip_alpha * std(W_l)``
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -32,6 +31,7 @@ from . import checks
 from .data import N_TEST, N_TRAIN, Split, batches
 from .evaluation import accuracy
 from .models import analog_layers, resnet
+from .result_files import save_results
 from .weight_noise import clip_weights, noisy_weights
 
 
@@ -243,7 +243,7 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
                   f"  test {rec['test_acc']:.2f}%  ({rec['seconds']:.0f} s)", flush=True)
         save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                      "config": dataclasses.asdict(cfg), "log": log}, ckpt_path)
-        (run_dir / "log.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "epochs": log}, indent=1))
+        save_results({"config": dataclasses.asdict(cfg), "epochs": log}, run_dir / "log.json")
     if len(log) == cfg.epochs:
         meta = {"config": dataclasses.asdict(cfg), "test_acc": log[-1]["test_acc"], "epochs": cfg.epochs,
                 "train_seconds": round(sum(r["seconds"] for r in log), 1),
