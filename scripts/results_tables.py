@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from aimc_lib import zoo
-from aimc_lib.cli import script_parser
 from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name
 from aimc_lib.times import REPORT_TIMES_S
 
@@ -22,8 +21,7 @@ MAIN = {f"{MODEL_LABELS[m]}, {COMPENSATION_LABELS[c]}": result_name(m, c)
 TIMES = {"1e-5 s": 1e-5, **REPORT_TIMES_S}  # right after programming, then the note's usual times
 
 
-def main(argv=None) -> int:
-    script_parser(__doc__, machine=False).parse_args(argv)  # --help; it reads only the committed files
+def main() -> int:
     m = zoo.manifest()
     print("| model | recipe | epochs | test accuracy (FP32, %) | training time | hardware | torch | aimc_lib |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
