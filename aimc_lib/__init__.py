@@ -4,10 +4,6 @@ Reproduces Joshi et al., *Accurate deep neural network inference using computati
 phase-change memory*, Nature Communications 11, 2473 (2020).
 """
 from ._version import __version__
-from .cpu_memory import keep_freed_memory
-
-keep_freed_memory()  # large CPU tensors reuse freed memory instead of page-faulting (see cpu_memory)
-
 from .models import resnet, resnet32, count_analog_weights
 from .pcm import PCMParams
 from .mapping import AnalogChip, program_network

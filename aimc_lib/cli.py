@@ -17,11 +17,28 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="folder with CIFAR-10 (.npz batches or torchvision's files); default: $AIMC_DATA")
     p.add_argument("--download", action="store_true",
                    help="download CIFAR-10 with torchvision if it is not found (needs internet)")
+    add_machine_args(p)
+    _add_debug_arg(p)
+
+
+def add_machine_args(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``, as every command and script takes them (see :func:`setup_machine`)."""
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device: cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0,
                    help=f"CPU threads for torch, 1..{os.cpu_count()} (0 = torch's default)")
-    _add_debug_arg(p)
+
+
+def script_parser(doc: str, out: str | None = None, machine: bool = True) -> argparse.ArgumentParser:
+    """The command line of a script in ``scripts/``: its docstring's first paragraph as description,
+    ``--device`` and ``--threads`` (unless ``machine=False``) and, with ``out``, ``--out`` defaulting
+    to it. The script adds its own options, then calls :func:`setup_machine` on the parsed arguments."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if machine:
+        add_machine_args(ap)
+    if out is not None:
+        ap.add_argument("--out", default=str(out), help=f"where the results go (default: {out})")
+    return ap
 
 
 def _add_debug_arg(p: argparse.ArgumentParser) -> None:
@@ -39,7 +56,7 @@ def _add_pcm_args(p: argparse.ArgumentParser) -> None:
 
 def _pcm_params(a):
     from .pcm import PCMParams
-    from .validation import ArgumentError
+    from .checks import ArgumentError
     try:
         return PCMParams(prog_noise_scale=a.prog_noise_scale, drift_scale=a.drift_scale,
                          read_noise_scale=a.read_noise_scale, noise_on_zero_target=a.noise_on_zero_target)
@@ -50,13 +67,20 @@ def _pcm_params(a):
         raise ArgumentError(msg) from None
 
 
-def _setup_machine(a) -> None:
-    """Check --device and --threads before anything is computed; set the thread count."""
-    from . import validation
-    a.device = str(validation.device(a.device, "--device"))
-    validation.threads(a.threads, "--threads")
+def setup_machine(a, strict_fp32: bool = False) -> None:
+    """Check --device and --threads before anything is computed; set the thread count, and keep
+    freed CPU memory for reuse (:mod:`aimc_lib.cpu_memory`). ``strict_fp32``: no TF32 on a GPU, so
+    that GPU results agree with a CPU's (:func:`aimc_lib.config.strict_fp32`; the scripts that
+    write committed results use it)."""
+    from . import checks, config
+    from .cpu_memory import keep_freed_memory
+    keep_freed_memory()
+    a.device = str(checks.device(a.device, "--device"))
+    checks.threads(a.threads, "--threads")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if strict_fp32:
+        config.strict_fp32()
 
 
 def _load_model(name_or_path: str, device: str):
@@ -66,7 +90,7 @@ def _load_model(name_or_path: str, device: str):
 
 def _test_subset(a) -> int:
     from .data import N_TEST
-    from .validation import integer
+    from .checks import integer
     return integer("--test-subset (0 = all test images)", a.test_subset, 0, N_TEST)
 
 
@@ -75,10 +99,9 @@ RUN_FILES = ("checkpoint.pt", "log.json", "model.pt")
 
 def _train_run_dir(a, cfg) -> str:
     """Check RUN_DIR before training; returns what this call will do (train, resume or restart)."""
-    import dataclasses as dc
     from .checkpoints import CheckpointError, load_state
+    from .checks import ArgumentError, writable_folder
     from .training import TrainConfig
-    from .validation import ArgumentError, writable_folder
     run = Path(a.run_dir)
     if run.exists() and not run.is_dir():
         raise ArgumentError(f"RUN_DIR {run} is a file, not a folder")
@@ -99,7 +122,7 @@ def _train_run_dir(a, cfg) -> str:
             saved = TrainConfig(**ck["config"])
         except (TypeError, ValueError, KeyError) as e:
             raise CheckpointError(f"{ckpt} holds no valid training config ({e})") from None
-        same = dc.replace(saved, threads=cfg.threads, device=cfg.device) == cfg
+        same = saved.same_run(cfg)
         finished = int(ck.get("epoch", 0)) >= cfg.epochs and (run / "model.pt").exists()
         if same and not finished:
             return f"resume after epoch {ck.get('epoch', 0)} of {cfg.epochs}"
@@ -107,9 +130,7 @@ def _train_run_dir(a, cfg) -> str:
             if same:
                 raise ArgumentError(f"RUN_DIR {run} is a finished run (model.pt); pass --force to train it "
                                     f"again from scratch, or choose another folder")
-            diff = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in
-                             (f.name for f in dc.fields(cfg)) if k not in ("threads", "device")
-                             and getattr(saved, k) != getattr(cfg, k))
+            diff = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in saved.differences(cfg).items())
             raise ArgumentError(f"RUN_DIR {run} holds a run with a different config ({diff}); choose "
                                 f"another folder, or pass --force to start over")
     elif (run / "model.pt").exists() and not a.force:
@@ -122,9 +143,9 @@ def _train_run_dir(a, cfg) -> str:
 def cmd_train(a) -> int:
     from .checkpoints import check_state_finite, load_into, load_state
     from .data import load_cifar10
+    from .checks import ArgumentError, same_file
     from .training import TrainConfig, build_model, custom_config, train
-    from .validation import ArgumentError, same_file
-    _setup_machine(a)
+    setup_machine(a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(a).items() if k in fields and v is not None}
     if a.widths:
@@ -160,7 +181,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     from .data import load_cifar10
     from .evaluation import accuracy
-    _setup_machine(a)
+    setup_machine(a)
     n = _test_subset(a)
     model = _load_model(a.model, a.device)
     te = load_cifar10("test", a.data, a.download)
@@ -177,34 +198,56 @@ def _model_file(name_or_path: str) -> str:
     return str(WEIGHTS_DIR / entry["file"]) if entry else name_or_path
 
 
+#: DriftRun's fields and the drift command's options that set them (errors name the option).
+DRIFT_OPTIONS = {"times_s": "--times", "n_chips": "--chips", "seed": "--seed"}
+
+
+def _drift_run(a, params):
+    """The run that ``drift`` asks for, checked before any file is read; errors and warnings name
+    the command-line options instead of DriftRun's fields."""
+    import re
+    from .checks import ArgumentError
+    from .runs import DriftRun
+    from .times import DEFAULT_TIMES_S
+
+    def as_option(msg: str) -> str:
+        return re.sub(r"^(%s)\b" % "|".join(DRIFT_OPTIONS), lambda m: DRIFT_OPTIONS[m.group(1)], msg)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            run = DriftRun(times_s=a.times if a.times is not None else DEFAULT_TIMES_S, n_chips=a.chips,
+                           compensation=a.compensation, params=params, seed=a.seed, test_subset=_test_subset(a),
+                           model_name=a.model, compile=a.compile)
+        except ArgumentError as e:
+            raise ArgumentError(as_option(str(e))) from None
+    for w in caught:
+        warnings.warn(as_option(str(w.message)), w.category, stacklevel=2)
+    return run
+
+
 def cmd_drift(a) -> int:
-    from . import validation
+    from . import checks
     from .data import load_cifar10
-    from .experiments import DEFAULT_TIMES_S, accuracy_vs_time
+    from .experiments import run_drift
     from .resume import ResumeError, partial_path
-    _setup_machine(a)
-    params = _pcm_params(a)
-    times = validation.time_grid(a.times if a.times is not None else DEFAULT_TIMES_S, params, "--times")
-    validation.positive_int("--chips", a.chips, validation.MAX_CHIPS)
-    validation.seed(a.seed, "--seed", a.chips)
-    n = _test_subset(a)
-    out = validation.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
+    setup_machine(a)
+    run = _drift_run(a, _pcm_params(a))
+    out = checks.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
     partial = partial_path(out)
     if partial.exists():
         print(f"found {partial}: resuming the interrupted run if its arguments match", flush=True)
     model = _load_model(a.model, a.device)
     te = load_cifar10("test", a.data, a.download)
-    calib = load_cifar10("train", a.data, a.download) if a.compensation == "adabs" else None
-    kw = dict(times_s=times, n_chips=a.chips, compensation=a.compensation, params=params, seed=a.seed,
-              test_subset=n, calibration_split=calib, model_name=a.model, compile=a.compile, results_path=out)
+    calib = load_cifar10("train", a.data, a.download) if run.uses_calibration else None
     try:
-        accuracy_vs_time(model, te, **kw)
+        run_drift(run, model, te, calib, results_path=out)
     except ResumeError:
         if not a.force:
             raise
         print(f"--force: discarding {partial}", flush=True)
         partial.unlink()
-        accuracy_vs_time(model, te, **kw)
+        run_drift(run, model, te, calib, results_path=out)
     print(f"wrote {out}")
     return 0
 
@@ -226,9 +269,9 @@ def _check_figure_inputs(series: dict, paths: dict) -> None:
 
 def cmd_figure(a) -> int:
     from matplotlib.figure import Figure
-    from . import validation
-    from .experiments import load_results
-    from .validation import ArgumentError
+    from . import checks
+    from .checks import ArgumentError
+    from .result_files import load_results
     paths = {label: path for label, path in (("custom", a.custom), ("direct", a.direct)) if path}
     if not paths:
         raise ArgumentError("figure needs --custom and/or --direct result files")
@@ -236,7 +279,7 @@ def cmd_figure(a) -> int:
         raise ArgumentError(f"--out names a file twice: {a.out}")
     supported = Figure().canvas.get_supported_filetypes()
     for out in a.out:
-        validation.output_file(out, "--out", inputs=list(paths.values()), force=a.force)
+        checks.output_file(out, "--out", inputs=list(paths.values()), force=a.force)
         ext = Path(out).suffix.lower().lstrip(".")
         if ext not in supported:
             raise ArgumentError(f"--out {out}: unknown image type {ext or '(no extension)'!r}; use one of "
@@ -249,7 +292,7 @@ def cmd_figure(a) -> int:
         fp32 = series[label]["meta"].get("fp32_accuracy")
         if fp32 is None:
             raise ArgumentError(f"{paths[label]} records no fp32_accuracy; give --fp32-accuracy")
-    fp32 = validation.number("--fp32-accuracy (%)", fp32, 0.0, 100.0)
+    fp32 = checks.number("--fp32-accuracy (%)", fp32, 0.0, 100.0)
     from .plotting import paper_figure
     fig = paper_figure(series.get("custom"), series.get("direct"), fp32_accuracy=fp32)
     for out in a.out:

@@ -8,9 +8,10 @@ maps fresh pages, and the kernel zeroes each 4 KiB page on first touch: measured
 5.5 s evaluation. With mmap off and the heap trimmed only when 2 GB lie free at its top, freed
 tensors are reused: the same evaluation takes 2.9 s, bit for bit the same result.
 
-:func:`keep_freed_memory` sets that once per process (``import aimc_lib`` calls it). It governs
-the allocations of the main thread (glibc's main arena), where a notebook kernel, the CLI and
-the scripts run their tensors; another thread's arena still maps blocks above 32 MB. The price:
+:func:`keep_freed_memory` sets that once per process: the command line and the scripts call it
+in their machine set-up, the notebooks in their set-up cell; importing ``aimc_lib`` changes
+nothing. It governs the allocations of the main thread (glibc's main arena), where a notebook
+kernel, the CLI and the scripts run their tensors; another thread's arena still maps blocks above 32 MB. The price:
 the process keeps its peak memory until it ends (about 1.5 GB for a chapter of the book). Set
 ``AIMC_MALLOC_DEFAULTS=1`` to keep glibc's defaults. Elsewhere (macOS, Windows, musl) it does
 nothing. The same works from the shell for any program: ``MALLOC_MMAP_MAX_=0

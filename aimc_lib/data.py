@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .validation import integer, seed as check_seed
+from .checks import ArgumentError, integer, seed as check_seed
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -264,3 +264,38 @@ def calibration_batch(split: Split, n: int, seed: int = 0, augmented: bool = Tru
     sub = split if len(split) == n else split.subset(n, seed=seed)
     x = augment(sub.x, torch.Generator().manual_seed(seed)) if augmented else sub.x
     return normalize(x)
+
+
+#: Calibration values beyond this magnitude are taken for un-normalized pixels.
+CALIBRATION_ABS_MAX = 10.0
+
+
+def calibration_images(x, name: str = "calibration_x") -> torch.Tensor:
+    """Normalized float images ``[N, 3, H, W]`` for BatchNorm re-estimation (AdaBS).
+
+    Refuses empty, non-float, non-finite batches and batches outside the normalized range
+    (:func:`normalize` maps CIFAR-10 pixels to -2.0 ... 2.1; values beyond +-10 are
+    refused): raw uint8 or 0..255 pixels, or pixels in [0, 1] that were never normalized (no
+    negative value in 10 or more images), would silently give wrong BN statistics.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentError(f"{name} must be a float tensor [N, 3, H, W] of normalized images, "
+                            f"got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise ArgumentError(f"{name} must hold normalized float images (aimc_lib.data.normalize), "
+                            f"got dtype {x.dtype}")
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ArgumentError(f"{name} must have shape [N, 3, H, W], got {list(x.shape)}")
+    if x.shape[0] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
+        raise ArgumentError(f"{name} holds no images (shape {list(x.shape)}); AdaBS needs at least one")
+    if not torch.isfinite(x).all():
+        raise ArgumentError(f"{name} holds NaN or Inf values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -CALIBRATION_ABS_MAX or hi > CALIBRATION_ABS_MAX:
+        raise ArgumentError(f"{name} values span [{lo:.3g}, {hi:.3g}], far outside the normalized range "
+                            f"(about -2 ... 2, at most +-{CALIBRATION_ABS_MAX:g}): these look like raw 0..255 "
+                            f"pixels; normalize them with aimc_lib.data.normalize first")
+    if lo >= 0 and x.shape[0] >= 10:
+        raise ArgumentError(f"{name} has no negative values (range [{lo:.3g}, {hi:.3g}]): these look "
+                            f"like raw pixels in [0, 1]; normalize them with aimc_lib.data.normalize")
+    return x

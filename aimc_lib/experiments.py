@@ -15,20 +15,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import checks
+from .checks import ArgumentError
 from .config import provenance
 from .data import Split, calibration_batch
 from .evaluation import accuracy
 from . import rng
 from .backends import resolve
-from .mapping import AnalogChip, check_compensation, check_stream
-from . import validation
-from .pcm import PCMParams  # noqa: F401 (re-exported)
+from .mapping import AnalogChip
+from .pcm import PCMParams
 from .periphery import Periphery
 from .resume import ChipLog, estimate_seconds, warn_if_long
-from .result_files import (load_results, markdown_table, save_results, value_at)  # noqa: F401 (re-exported)
-from .times import DAY_S, DEFAULT_TIMES_S, HOUR_S, MINUTE_S, MONTH_S, REPORT_TIMES_S, YEAR_S  # noqa: F401
+from .runs import DriftRun, WeightNoiseRun, check_model_and_test
+from .times import DEFAULT_TIMES_S
 from .weight_noise import noisy_weights
-
 
 
 def model_sha256(model: nn.Module) -> str:
@@ -63,45 +63,54 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     ``batch_size``: images per forward pass (on a GPU, the whole test set at once is fastest).
     ``periphery``: converters and output noise of every analog layer (:mod:`aimc_lib.periphery`;
     ``None`` = ideal). A chip's conductances do not depend on it, so results with different
-    peripheries and the same ``seed`` are paired chip by chip. ``backend``: where the periphery runs
-    (:data:`aimc_lib.backends.BACKENDS`; recorded as ``meta["periphery_backend"]``). ``stream``: the
-    chips' random stream (:data:`aimc_lib.mapping.STREAMS`; ``"torch-cpu"`` re-derives results made
-    before the counter-based stream), recorded as ``meta["stream"]``.
+    peripheries and the same ``seed`` are paired chip by chip.
+    ``backend``: where the periphery runs (:data:`aimc_lib.backends.BACKENDS`; the one used is
+    recorded as ``meta["periphery_backend"]``). ``stream``: the chips' random stream
+    (:data:`aimc_lib.mapping.STREAMS`; ``"torch-cpu"`` re-derives results made before the
+    counter-based stream), recorded as ``meta["stream"]``.
     ``results_path``: write the result there (JSON), saving each finished chip as it goes to
     ``<results_path>.partial.json``; an interrupted call resumes after its last finished chip
     when called again with the same arguments (bit-identical result), and refuses different
-    ones (see :mod:`aimc_lib.resume`). Arguments are checked up front (:mod:`aimc_lib.validation`),
-    and a run estimated to take over an hour gets a warning with the estimate.
+    ones (see :mod:`aimc_lib.resume`). The arguments make a :class:`aimc_lib.runs.DriftRun`, which
+    checks them up front, fingerprints the run and is written as the result's ``meta``; a run estimated to take over an hour gets a warning with the estimate.
     """
-    if periphery is not None and not isinstance(periphery, Periphery):
-        raise validation.ArgumentError(f"periphery must be an aimc_lib.periphery.Periphery or None, "
-                                       f"got {type(periphery).__name__}")
-    periphery = periphery or Periphery.ideal()
-    check_compensation(compensation)
-    check_stream(stream)
-    backend = resolve(backend, next(model.parameters()).device) if not periphery.is_ideal else None
-    times = validation.drift_run(model, test, times_s, n_chips, params, seed, test_subset, batch_size,
-                                 calibration_split, calibration_images, fp32_accuracy,
-                                 dict(progress=progress, compile=compile, calibration_augmented=calibration_augmented,
-                                      model_name=model_name))
-    if test_subset:
-        test = test.subset(test_subset, seed=0)
+    run = DriftRun(times_s=times_s, n_chips=n_chips, compensation=compensation, params=params, seed=seed,
+                   test_subset=test_subset, calibration_images=calibration_images,
+                   calibration_augmented=calibration_augmented, batch_size=batch_size, compile=compile,
+                   periphery=periphery, model_name=model_name, fp32_accuracy=fp32_accuracy, backend=backend,
+                   stream=stream)
+    return run_drift(run, model, test, calibration_split, progress=progress, results_path=results_path)
+
+
+def run_drift(run: DriftRun, model: nn.Module, test: Split, calibration_split: Split | None = None,
+              progress: bool = True, results_path=None) -> dict:
+    """The accuracy-vs-time run ``run`` of ``model`` on ``test`` (see :func:`accuracy_vs_time`).
+
+    ``calibration_split`` gives the calibration images of ``"adabs"``; ``results_path``, if
+    given, receives the result and makes the run resumable.
+    """
+    check_model_and_test(model, test, run.test_subset)
+    checks.bool_flag("progress", progress)
+    if calibration_split is not None and not isinstance(calibration_split, Split):
+        raise ArgumentError(f"calibration_split must be a Split (e.g. the training set) or None, "
+                            f"got {type(calibration_split).__name__}")
+    times, n_chips, seed, batch_size = list(run.times_s), run.n_chips, run.seed, run.batch_size
+    if run.test_subset:
+        test = test.subset(run.test_subset, seed=0)
     calib_x = None
-    if compensation == "adabs":
+    if run.uses_calibration:
         if calibration_split is None:
             raise ValueError("compensation 'adabs' needs calibration_split (e.g. the training set)")
-        calib_x = calibration_batch(calibration_split, calibration_images, seed=seed,
-                                    augmented=calibration_augmented)
+        calib_x = calibration_batch(calibration_split, run.calibration_images, seed=seed,
+                                    augmented=run.calibration_augmented)
     t_start = time.time()
     per_chip = np.zeros((n_chips, len(times)))
-    bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({compensation})", disable=not progress)
+    bar = tqdm(total=n_chips * len(times), desc=f"chips x times ({run.compensation})", disable=not progress)
     analog_model = copy.deepcopy(model).eval()  # one model, its weights overwritten at every read
-    runner = torch.compile(analog_model) if compile and periphery.is_ideal else analog_model
-    chips = ChipLog(results_path, len(times), model=model, test_x=test.x, test_y=test.y, times_s=times,
-                    compensation=compensation, params=params.to_dict(), seed=seed, calibration_x=calib_x,
-                    calibration_augmented=calibration_augmented, batch_size=batch_size, compile=compile,
-                    device=str(next(model.parameters()).device), periphery=periphery.to_dict(),
-                    stream=stream, periphery_backend=backend)
+    runner = torch.compile(analog_model) if run.compiled else analog_model
+    device = next(model.parameters()).device
+    backend = None if run.periphery.is_ideal else resolve(run.backend, device)
+    chips = ChipLog(results_path, len(times), **run.fingerprint_parts(model, test, calib_x, str(device), backend))
     todo = (n_chips - min(chips.n_done, n_chips)) * len(times)
     warn_if_long(estimate_seconds(analog_model, test, batch_size, todo, accuracy), todo)
     for k in range(n_chips):
@@ -110,32 +119,30 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
             bar.update(len(times))
             continue
         t_chip = time.time()
-        chip = AnalogChip(model, params, seed=seed + k, stream=stream)
+        chip = AnalogChip(model, run.params, seed=seed + k, stream=run.stream)
         for j, t in enumerate(times):
-            if periphery.is_ideal:
-                chip.read_into(analog_model, t, compensation, calib_x)
+            if run.periphery.is_ideal:
+                chip.read_into(analog_model, t, run.compensation, calib_x)
                 per_chip[k, j] = accuracy(runner, test, batch_size)
             else:
-                per_chip[k, j] = accuracy(chip.read(t, compensation, calib_x, periphery=periphery, backend=backend),
+                per_chip[k, j] = accuracy(chip.read(t, run.compensation, calib_x, periphery=run.periphery,
+                                                    backend=backend),
                                           test, batch_size)
             bar.update()
         chips.add(k, per_chip[k], time.time() - t_chip)
     bar.close()
+    meta = run.meta()
+    name, compiled = meta.pop("model"), meta.pop("compiled")
+    fp32 = accuracy(model, test, batch_size) if run.fp32_accuracy is None else run.fp32_accuracy
     return chips.finish({
         "times_s": times,
         "mean": per_chip.mean(0).tolist(),
         "std": per_chip.std(0, ddof=1).tolist() if n_chips > 1 else [0.0] * len(times),
         "per_chip": per_chip.tolist(),
         "meta": {
-            "model": model_name, "model_sha256": model_sha256(model),
-            "fp32_accuracy": accuracy(model, test, batch_size) if fp32_accuracy is None else float(fp32_accuracy),
-            "test_images": len(test),
-            "compensation": compensation, "n_chips": n_chips, "seeds": [seed + k for k in range(n_chips)],
-            "pcm_params": params.to_dict(), "periphery": periphery.to_dict(), "stream": stream,
-            "periphery_backend": backend, "calibration_images": calib_x.shape[0] if calib_x is not None else 0,
-            "calibration_augmented": calibration_augmented if calib_x is not None else None,
-            **provenance(next(model.parameters()).device),
-            "wall_seconds": round(time.time() - t_start, 1), "compiled": compile and periphery.is_ideal,
+            "model": name, "model_sha256": model_sha256(model), "fp32_accuracy": fp32,
+            "test_images": len(test), **meta, "periphery_backend": backend, **provenance(device),
+            "wall_seconds": round(time.time() - t_start, 1), "compiled": compiled,
         },
     })
 
@@ -149,9 +156,12 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
     ``test_subset``: evaluate on a class-balanced subset of that many images (0 = all).
     Returns ``{"etas", "mean", "std", "per_repeat"}``.
     """
-    etas = validation.weight_noise_run(model, test, etas, n_repeats, seed, test_subset, batch_size)
-    if test_subset:
-        test = test.subset(test_subset, seed=0)
+    run = WeightNoiseRun(etas, n_repeats=n_repeats, seed=seed, test_subset=test_subset, batch_size=batch_size)
+    check_model_and_test(model, test, run.test_subset)
+    checks.bool_flag("progress", progress)
+    etas, n_repeats, seed, batch_size = list(run.etas), run.n_repeats, run.seed, run.batch_size
+    if run.test_subset:
+        test = test.subset(run.test_subset, seed=0)
     noisy = copy.deepcopy(model).eval()
     per = np.zeros((len(etas), n_repeats))
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)

@@ -45,8 +45,8 @@ from . import pcm, rng
 from .backends import AnalogLayer, resolve
 from .converters import Periphery
 from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
+from .data import calibration_images
 from .periphery import one_hot_readout
-from .validation import calibration_images
 
 COMPENSATIONS = ("none", "gdc", "adabs")
 #: The chip's random streams: the counter-based stream of :mod:`aimc_lib.rng` (default), and the

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .checks import ArgumentError, bool_flag, is_number, number
 from .rng import Stream
-from .validation import ArgumentError, bool_flag, is_number, number
 
 
 @dataclass(frozen=True)
@@ -167,3 +167,70 @@ def mean_drift_factor(t_s: float, nu: float = 0.049, p: PCMParams = PCMParams())
     """Fraction of its programmed conductance a device with exponent ``nu`` keeps after ``t_s``."""
     t = check_time(t_s)
     return ((t + p.t0_s) / p.t0_s) ** (-nu * p.drift_scale)
+
+
+# Time grids that float32 conductances can hold: the physics' bounds on the times a chip is read at.
+
+#: Smallest positive normal float32 (conductances below it lose precision, then read as 0).
+FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)
+#: Largest mean and std of the drift exponent (the upper clamps of :func:`drift_nu_stats`,
+#: reached at the smallest conductances).
+NU_MEAN_MAX, NU_SIGMA_MAX = (float(s) for s in drift_nu_stats(torch.zeros(1)))
+#: Largest drift exponent of the calibrated model: the largest mean plus a 5-sigma tail.
+NU_MAX = NU_MEAN_MAX + 5 * NU_SIGMA_MAX
+
+
+def underflow_time_s(t0_s: float = 20.0, drift_scale: float = 1.0, nu: float = NU_MAX,
+                     g_us: float = 1.0) -> float:
+    """Time (s) after which a device of ``g_us`` uS drifting with exponent ``nu * drift_scale``
+    falls below the smallest normal float32 (``inf`` without drift)."""
+    exponent = nu * drift_scale
+    if exponent <= 0:
+        return math.inf
+    log_ratio = (math.log(g_us) - math.log(FLOAT32_TINY)) / exponent  # ((t + t0) / t0) = e^log_ratio
+    return math.inf if log_ratio > 700 else t0_s * math.expm1(log_ratio)
+
+
+#: The largest time (s) float32 can hold as (t + t0) / t0 with t0 = 1 s (about 3.4e38 s).
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def time_grid(times_s, params: PCMParams | None = None, name: str = "times_s") -> list[float]:
+    """A time grid (s after programming): non-empty, numbers, finite, >= 0, strictly increasing.
+
+    With ``params`` (:class:`PCMParams`), times at which the float32 conductances of
+    a typical device underflow (every weight would read as 0) are refused, and times at which the
+    most-drifting devices underflow are warned about.
+    """
+    if isinstance(times_s, (str, bytes)) or is_number(times_s) and not isinstance(times_s, torch.Tensor):
+        raise ArgumentError(f"{name} must be a list of times in s (>= 0, increasing), got {times_s!r}")
+    if isinstance(times_s, torch.Tensor):
+        times_s = times_s.flatten().tolist() if times_s.dim() <= 1 else times_s
+    try:
+        items = list(times_s)
+    except TypeError:
+        raise ArgumentError(f"{name} must be a list of times in s (>= 0, increasing), "
+                            f"got {type(times_s).__name__}") from None
+    if not items:
+        raise ArgumentError(f"{name} must hold at least one time in s, got an empty list")
+    times = [number(f"{name}[{j}] (time since programming, s)", t, 0.0) for j, t in enumerate(items)]
+    for j in range(1, len(times)):
+        if not times[j] > times[j - 1]:
+            raise ArgumentError(f"{name} must be strictly increasing (a chip is read forward in time), "
+                                f"got {times[j - 1]:g} then {times[j]:g} at positions {j - 1}, {j}")
+    if params is not None:
+        t_max = times[-1]
+        if t_max / params.t0_s + 1 >= FLOAT32_MAX:
+            raise ArgumentError(f"{name}: {t_max:g} s is beyond float32 range for drift ((t + t0) / t0 "
+                                f"overflows); use times below {FLOAT32_MAX * params.t0_s:.1e} s")
+        t_all = underflow_time_s(params.t0_s, params.drift_scale, NU_MEAN_MAX, 1.0)
+        if t_max >= t_all:
+            raise ArgumentError(f"{name}: at {t_max:g} s every device's float32 conductance underflows "
+                                f"to 0 (drift_scale {params.drift_scale:g}); use times below {t_all:.1e} s")
+        t_some = underflow_time_s(params.t0_s, params.drift_scale, NU_MAX, 1.0)
+        if t_max >= t_some:
+            import warnings  # stdlib; here so that this block stays at the end of the module
+            warnings.warn(f"{name}: at {t_max:g} s the most-drifting devices' float32 conductances "
+                          f"underflow to 0 (from {t_some:.1e} s on); results there are not physical",
+                          stacklevel=3)
+    return times

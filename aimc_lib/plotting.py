@@ -1,4 +1,9 @@
-"""Figures: the network as a block diagram (drawn from the model) and the paper's drift figure."""
+"""The book's figures, chapter by chapter: every function says which chapter introduces it.
+
+Read like d2l's library: the module follows the book, a section per chapter, in the order the
+chapters use the functions (a helper sits with the first chapter that needs it). Everything here
+draws; what a figure computes lives with its idea (e.g. :func:`aimc_lib.weight_noise.rms_weight_error`).
+"""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -9,123 +14,17 @@ from torch import nn
 
 from .models import CifarResNet, count_analog_weights, resnet32
 
-STYLE = {  # the seed figure's styles
-    "fp32": dict(color="black", linestyle="--", linewidth=1.5),
-    "custom": dict(color="tab:blue", marker="s", markersize=5, linewidth=1.5),
-    "direct": dict(color="tab:red", marker="D", markersize=5, linewidth=1.5),
-}
 
-
-def network_blocks(model: CifarResNet) -> list[dict]:
-    """The network as a list of drawable blocks, read from the model's modules."""
-    c = model.conv1
-    blocks = [{"title": "CIFAR-10\nimage", "body": "32x32x3", "color": "#eeeeee"},
-              {"title": f"conv\n{c.kernel_size[0]}x{c.kernel_size[1]}", "body": f"{c.out_channels}\nfilters",
-               "color": "#cfe2f3"}]
-    for i, stage in enumerate((model.layer1, model.layer2, model.layer3), start=1):
-        first = stage[0]
-        k = first.conv1.kernel_size[0]
-        body = f"{len(stage)} blocks\n2 x {k}x{k}, {first.conv2.out_channels}"
-        if len(first.shortcut):
-            body += f"\n1x1 {first.shortcut[0].in_channels}->{first.shortcut[0].out_channels}"
-        blocks.append({"title": f"ResNet\nblock {i}", "body": body, "color": "#d9ead3"})
-    blocks += [{"title": "avg\npool", "body": "global", "color": "#fff2cc"},
-               {"title": "FC +\nsoftmax", "body": f"{model.fc.in_features} x {model.fc.out_features}",
-                "color": "#f4cccc"},
-               {"title": "label", "body": "10\nclasses", "color": "#eeeeee"}]
-    return blocks
-
-
-def draw_network(model: nn.Module | None = None, ax=None):
-    """Draw ``model`` (default: the paper's ResNet-32) as a labelled left-to-right block diagram."""
-    model = model if model is not None else resnet32()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(12, 2.2))
-    blocks = network_blocks(model)
-    n = len(blocks)
-    width, gap = 1.3, 0.3
-    for i, b in enumerate(blocks):
-        x = i * (width + gap)
-        ax.add_patch(FancyBboxPatch((x, 0), width, 1, boxstyle="round,pad=0.02", fc=b["color"], ec="0.3"))
-        ax.text(x + width / 2, 0.74, b["title"], ha="center", va="center", fontsize=7.5, weight="bold")
-        ax.text(x + width / 2, 0.3, b["body"], ha="center", va="center", fontsize=6.2)
-        if i < n - 1:
-            ax.add_patch(FancyArrowPatch((x + width + 0.02, 0.5), (x + width + gap - 0.02, 0.5),
-                                         arrowstyle="-|>", mutation_scale=10, color="0.3"))
-    ax.set_xlim(-0.1, n * (width + gap) - gap + 0.1)
-    ax.set_ylim(-0.25, 1.1)
-    ax.axis("off")
-    ax.set_title(f"ResNet-{model.depth}, widths {'/'.join(map(str, model.widths))}: "
-                 f"{count_analog_weights(model):,} weights on PCM (differential pairs)", fontsize=9)
-    return ax
-
-
-def plot_accuracy_vs_time(ax, res: dict, kind: str = "custom", label: str | None = None,
-                          tmax: float | None = None, **style):
-    """One accuracy-vs-time series (mean with error bars over chips) on a log time axis.
-
-    ``kind`` picks the figure's style (``"custom"``, ``"direct"``, ``"fp32"``); ``style`` overrides
-    any matplotlib keyword; points after ``tmax`` (s) are left out.
-    """
-    t = np.asarray(res["times_s"], dtype=float)
-    keep = t <= tmax * (1 + 1e-9) if tmax is not None else np.ones(len(t), bool)
-    t = np.where(t > 0, t, 1e-6)[keep]
-    mean, std = np.asarray(res["mean"])[keep], np.asarray(res["std"])[keep]
-    ax.errorbar(t, mean, yerr=std, capsize=2, label=label, **{**STYLE[kind], **style})
-
-
-def format_time_axis(ax, ymin: float = 60, ymax: float = 100, tmin: float = 1e-5, tmax: float = 1e5):
-    ax.set_xscale("log")
-    ax.set_xlim(tmin / 3, tmax * 3)
-    ax.set_ylim(ymin, ymax)
-    ax.set_xlabel("Time after programming (s)")
-    ax.set_ylabel("Test accuracy (%)")
-    ax.grid(alpha=0.3, which="major")
-
-
-def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
-                 model: nn.Module | None = None, tmax: float = 1e5):
-    """The seed figure: network diagram on top; accuracy vs time below (FP32 dashed, custom training
-    blue squares, direct mapping red diamonds, error bars over chips)."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), gridspec_kw={"height_ratios": [1, 3]})
-    draw_network(model, top)
-    bottom.axhline(fp32_accuracy, label=f"Floating point (FP32) baseline ({fp32_accuracy:.1f} %)", **STYLE["fp32"])
-    for res, kind, name in ((custom, "custom", "Custom training"), (direct, "direct", "Direct mapping of FP32 weights")):
-        if res is not None:
-            plot_accuracy_vs_time(bottom, res, kind, f"{name} ({res['meta']['compensation'].upper()})", tmax=tmax)
-    format_time_axis(bottom, tmax=tmax)
-    bottom.legend(loc="lower left", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-# --- Figures of chapters 1-4 ---
-
-#: Colour of each part of the ResNet (the names :func:`stage_of_layer` returns).
-STAGE_COLORS = {"stem": "0.4", "stage 1": "tab:blue", "stage 2": "tab:green", "stage 3": "tab:purple",
-                "1x1 shortcuts": "tab:orange", "fc (weights + bias)": "tab:red"}
-
-
-def stage_of_layer(name: str) -> str:
-    """The part of a CIFAR ResNet an analog layer belongs to, from its module name.
-
-    ``"stem"``, ``"stage 1"`` ... ``"stage 3"``, ``"1x1 shortcuts"`` or ``"fc (weights + bias)"``.
-    """
-    if name == "conv1":
-        return "stem"
-    if name == "fc":
-        return "fc (weights + bias)"
-    if "shortcut" in name:
-        return "1x1 shortcuts"
-    if name.startswith("layer") and name[5:6].isdigit():
-        return f"stage {name[5]}"
-    raise ValueError(f"not an analog layer of a CIFAR ResNet: {name!r}")
+# -------------------- Chapter 1. Crossbars compute
 
 
 def draw_crossbar(ax, G, V=None, I=None, col_labels=None, g_max_us: float = 25.0, values: bool = True,
                   colorbar: bool = True, title: str | None = None):
     """Draw a crossbar: row i is an input line at voltage ``V[i]`` (V), column j an output line whose
-    current ``I[j]`` (µA) leaves at the bottom; device (i, j) is a square coloured by ``G[i, j]`` (µS)."""
+    current ``I[j]`` (µA) leaves at the bottom; device (i, j) is a square coloured by ``G[i, j]`` (µS).
+
+    Chapter 1: Crossbars compute.
+    """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
@@ -172,7 +71,10 @@ def draw_crossbar(ax, G, V=None, I=None, col_labels=None, g_max_us: float = 25.0
 
 
 def digital_vs_analog_figure(g_max_us: float = 25.0, seed: int = 0):
-    """Chapter 1's schematic: a digital chip moves every weight to a multiplier, a crossbar does not."""
+    """Chapter 1's schematic: a digital chip moves every weight to a multiplier, a crossbar does not.
+
+    Chapter 1: Crossbars compute.
+    """
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     box = dict(boxstyle="round,pad=0.5", ec="0.3")
     left.text(0.5, 0.84, "Memory\n(weights $W$)", ha="center", va="center", fontsize=11, bbox={**box, "fc": "#cfe2f3"})
@@ -203,7 +105,10 @@ def digital_vs_analog_figure(g_max_us: float = 25.0, seed: int = 0):
 
 
 def energy_bars(energies_pj: dict, ax=None, title: str = "Energy per operation, 45 nm (Horowitz, ISSCC 2014)"):
-    """Horizontal bars of energies per operation (pJ) on a log axis, each labelled with its value."""
+    """Horizontal bars of energies per operation (pJ) on a log axis, each labelled with its value.
+
+    Chapter 1: Crossbars compute.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.45 * len(energies_pj) + 1.2), layout="constrained")
     names, values = list(energies_pj), list(energies_pj.values())
@@ -219,12 +124,93 @@ def energy_bars(energies_pj: dict, ax=None, title: str = "Energy per operation, 
     return ax
 
 
-def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: int = 50_000, title: str | None = None):
+# -------------------- Chapter 3. Mapping a network onto PCM
+
+
+def stage_of_layer(name: str) -> str:
+    """The part of a CIFAR ResNet an analog layer belongs to, from its module name.
+
+    ``"stem"``, ``"stage 1"`` ... ``"stage 3"``, ``"1x1 shortcuts"`` or ``"fc (weights + bias)"``.
+
+    Chapter 3: Mapping a network onto PCM.
+    """
+    if name == "conv1":
+        return "stem"
+    if name == "fc":
+        return "fc (weights + bias)"
+    if "shortcut" in name:
+        return "1x1 shortcuts"
+    if name.startswith("layer") and name[5:6].isdigit():
+        return f"stage {name[5]}"
+    raise ValueError(f"not an analog layer of a CIFAR ResNet: {name!r}")
+
+
+# -------------------- Chapter 4. ResNet-32 on CIFAR-10 in FP32
+
+
+def network_blocks(model: CifarResNet) -> list[dict]:
+    """The network as a list of drawable blocks, read from the model's modules.
+
+    Chapter 4: ResNet-32 on CIFAR-10 in FP32.
+    """
+    c = model.conv1
+    blocks = [{"title": "CIFAR-10\nimage", "body": "32x32x3", "color": "#eeeeee"},
+              {"title": f"conv\n{c.kernel_size[0]}x{c.kernel_size[1]}", "body": f"{c.out_channels}\nfilters",
+               "color": "#cfe2f3"}]
+    for i, stage in enumerate((model.layer1, model.layer2, model.layer3), start=1):
+        first = stage[0]
+        k = first.conv1.kernel_size[0]
+        body = f"{len(stage)} blocks\n2 x {k}x{k}, {first.conv2.out_channels}"
+        if len(first.shortcut):
+            body += f"\n1x1 {first.shortcut[0].in_channels}->{first.shortcut[0].out_channels}"
+        blocks.append({"title": f"ResNet\nblock {i}", "body": body, "color": "#d9ead3"})
+    blocks += [{"title": "avg\npool", "body": "global", "color": "#fff2cc"},
+               {"title": "FC +\nsoftmax", "body": f"{model.fc.in_features} x {model.fc.out_features}",
+                "color": "#f4cccc"},
+               {"title": "label", "body": "10\nclasses", "color": "#eeeeee"}]
+    return blocks
+
+
+def draw_network(model: nn.Module | None = None, ax=None):
+    """Draw ``model`` (default: the paper's ResNet-32) as a labelled left-to-right block diagram.
+
+    Chapter 4: ResNet-32 on CIFAR-10 in FP32.
+    """
+    model = model if model is not None else resnet32()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 2.2))
+    blocks = network_blocks(model)
+    n = len(blocks)
+    width, gap = 1.3, 0.3
+    for i, b in enumerate(blocks):
+        x = i * (width + gap)
+        ax.add_patch(FancyBboxPatch((x, 0), width, 1, boxstyle="round,pad=0.02", fc=b["color"], ec="0.3"))
+        ax.text(x + width / 2, 0.74, b["title"], ha="center", va="center", fontsize=7.5, weight="bold")
+        ax.text(x + width / 2, 0.3, b["body"], ha="center", va="center", fontsize=6.2)
+        if i < n - 1:
+            ax.add_patch(FancyArrowPatch((x + width + 0.02, 0.5), (x + width + gap - 0.02, 0.5),
+                                         arrowstyle="-|>", mutation_scale=10, color="0.3"))
+    ax.set_xlim(-0.1, n * (width + gap) - gap + 0.1)
+    ax.set_ylim(-0.25, 1.1)
+    ax.axis("off")
+    ax.set_title(f"ResNet-{model.depth}, widths {'/'.join(map(str, model.widths))}: "
+                 f"{count_analog_weights(model):,} weights on PCM (differential pairs)", fontsize=9)
+    return ax
+
+
+def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: int = 50_000,
+                      title: str | None = None, reference_acc: float | None = None, xlabel: str = "Epoch",
+                      train_label: str = "training batches (augmented)"):
     """The training curves of a log from ``aimc_lib.training`` (e.g. ``zoo.training_log(name)``).
 
     Three panels: training loss (with the floor that label smoothing allows), training and test
     accuracy, and the learning rate (planned schedule and value at the end of each epoch).
     ``upto_epoch`` draws only the epochs up to that one, on the axes of the whole run (for sliders).
+    ``n_train_images``: the training set the run used (for the planned schedule);
+    ``reference_acc``: a dashed reference line on the accuracy panel (e.g. the FP32 model's, for a
+    fine-tuning run); ``xlabel`` and ``train_label`` name the epochs and the training batches.
+
+    Chapter 4: ResNet-32 on CIFAR-10 in FP32.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -246,8 +232,10 @@ def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: 
     a.axhline(loss_floor, color="k", ls=":", lw=1, label=f"floor with label smoothing {eps}: {loss_floor:.2f}")
     a.set_ylabel("Training loss (cross-entropy)")
     a.set_ylim(0, 1.05 * max(r["train_loss"] for r in ep))
-    b.plot(epoch, [r["train_acc"] for r in shown], "o-", ms=3, color="0.5", label="training batches (augmented)")
+    b.plot(epoch, [r["train_acc"] for r in shown], "o-", ms=3, color="0.5", label=train_label)
     b.plot(epoch, [r["test_acc"] for r in shown], "s-", ms=3, color="tab:blue", label="test set, after the epoch")
+    if reference_acc is not None:
+        b.axhline(reference_acc, color="k", ls="--", lw=1.2, label=f"reference: {reference_acc:.2f} %")
     b.set_ylabel("Accuracy (%)")
     b.set_ylim(min(min(r["train_acc"], r["test_acc"]) for r in ep) - 5, 100)
     c.plot((step + 1) / steps_per_epoch, [lr_at(s, total_steps, cfg) for s in step], color="0.7",
@@ -255,7 +243,7 @@ def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: 
     c.plot(epoch, [r["lr_end"] for r in shown], "o", ms=3, color="tab:orange", label="at the end of each epoch")
     c.set_ylabel("Learning rate")
     for ax in (a, b, c):
-        ax.set_xlabel("Epoch")
+        ax.set_xlabel(xlabel)
         ax.set_xlim(0, len(ep) + 1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -264,10 +252,209 @@ def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: 
     return fig
 
 
-# --- Figures of the periphery chapter ---
+# -------------------- Chapter 5. Custom (noise-aware) training
+
+
+#: The line styles of the paper's figure: FP32 baseline, custom training, direct mapping. Chapter 5.
+STYLE = {
+    "fp32": dict(color="black", linestyle="--", linewidth=1.5),
+    "custom": dict(color="tab:blue", marker="s", markersize=5, linewidth=1.5),
+    "direct": dict(color="tab:red", marker="D", markersize=5, linewidth=1.5),
+}
+
+
+def plot_layer_bars(ax, names: list[str], values: dict[str, np.ndarray], colors: dict[str, str],
+                    ylabel: str, fmt: str = "{:.1f}"):
+    """Grouped bars, one group per layer and one bar per entry of ``values`` (legend: the median).
+
+    Chapter 5: Custom (noise-aware) training.
+    """
+    x = np.arange(len(names))
+    width = 0.8 / len(values)
+    for i, (label, v) in enumerate(values.items()):
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, v, width=width, color=colors[label],
+               label=f"{label}: median {fmt.format(np.median(v))}")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8.5)
+    return ax
+
+
+def plot_noise_sweep(ax, sweeps: dict[str, dict], styles: dict[str, dict] | None = None):
+    """Accuracy vs relative inference weight noise (``accuracy_under_weight_noise`` results), in %.
+
+    Chapter 5: Custom (noise-aware) training.
+    """
+    styles = styles or {}
+    for label, r in sweeps.items():
+        ax.errorbar(100 * np.asarray(r["etas"]), r["mean"], yerr=r["std"], capsize=3, label=label,
+                    **styles.get(label, {}))
+    ax.set_xlabel(r"Relative weight noise at inference, $\eta_{inf}$ (% of max|W| per layer)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def eta_sweep_frame(eta_sweep: dict, weight_noise: dict, eta_tr: float):
+    """One frame of the eta_tr ablation: the short fine-tune with ``eta_tr`` highlighted among all of them,
+    with the shipped FP32 and custom models (committed studies ``eta_sweep`` and ``weight_noise``).
+
+    Chapter 5: Custom (noise-aware) training.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    plot_noise_sweep(ax, {"FP32 (shipped)": weight_noise["resnet32-fp32"],
+                          "custom (shipped, 15 epochs)": weight_noise["resnet32-custom"]},
+                     {"FP32 (shipped)": dict(STYLE["direct"], alpha=0.8),
+                      "custom (shipped, 15 epochs)": dict(STYLE["custom"], alpha=0.8)})
+    for key, r in eta_sweep["runs"].items():
+        sel = np.isclose(float(key), eta_tr)
+        ax.errorbar(100 * np.asarray(r["etas"]), r["mean"], yerr=r["std"] if sel else None, capsize=3,
+                    color="tab:green" if sel else "0.75", lw=2.2 if sel else 1, marker="o" if sel else None,
+                    zorder=3 if sel else 1,
+                    label=(f"short fine-tune, $\\eta_{{tr}}$ = {100 * eta_tr:g} %"
+                           + (" (clipping only)" if eta_tr == 0 else "")) if sel else None)
+    ax.plot([], [], color="0.75", label="the other short fine-tunes")
+    ax.set_ylim(55, 95)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"{eta_sweep['epochs']} epochs on {eta_sweep['train_images']:,} images, 2-sigma clipping; "
+                 f"{eta_sweep['test_images']:,} test images", fontsize=9.5)
+    return fig
+
+
+#: The arms of the clipping / noise ablation (``scripts/ablation_study.py``) and their styles. Chapter 5.
+ABLATION_STYLE = {
+    "both": dict(color="tab:blue", marker="s", label="clipping + noise (shipped custom)"),
+    "clip-only": dict(color="tab:green", marker="o", label="clipping only"),
+    "noise-only": dict(color="tab:orange", marker="^", label="noise only"),
+}
+
+
+def clip_noise_ablation_figure(ablation: dict, weight_noise_fp32: dict | None = None):
+    """The full-length ablation: accuracy under inference weight noise per arm (left) and each
+    chip's accuracy on PCM one day after programming with GDC (right; a bar marks the mean).
+
+    Chapter 5: Custom (noise-aware) training.
+    """
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained", gridspec_kw=dict(width_ratios=[1.8, 1]))
+    arms = {arm: ABLATION_STYLE[arm] for arm in ablation["arms"]}
+    sweeps = {st["label"]: {"etas": ablation["eta_inf"], **ablation["arms"][arm]["weight_noise"]} for arm, st in arms.items()}
+    styles = {st["label"]: dict(color=st["color"], marker=st["marker"], markersize=5) for st in arms.values()}
+    if weight_noise_fp32 is not None:
+        sweeps["FP32 (shipped, for scale)"] = weight_noise_fp32
+        styles["FP32 (shipped, for scale)"] = dict(STYLE["direct"], alpha=0.6)
+    plot_noise_sweep(ax, sweeps, styles)
+    ax.set_xlim(-0.5, 100 * max(ablation["eta_inf"]) + 0.5)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"{ablation['n_repeats']} noise draws, {ablation['test_images']:,} test images", fontsize=9.5)
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    for i, (arm, st) in enumerate(arms.items()):
+        chips = np.asarray(ablation["arms"][arm]["pcm_day"]["per_chip"])
+        bx.plot(i + rng.uniform(-0.12, 0.12, len(chips)), chips, st["marker"], color=st["color"], alpha=0.7, ms=5)
+        bx.hlines(chips.mean(), i - 0.25, i + 0.25, color=st["color"], lw=2.5)
+    bx.set_xticks(range(len(arms)), [st["label"].split(" (")[0] for st in arms.values()], fontsize=8.5)
+    bx.set_xlim(-0.6, len(arms) - 0.4)
+    bx.set_ylabel("Test accuracy on PCM after 1 day, GDC (%)")
+    bx.set_title(f"{ablation['n_chips']} chips (same seeds for every arm)", fontsize=9.5)
+    bx.grid(alpha=0.3, axis="y")
+    return fig
+
+
+# -------------------- Chapter 6. Drift compensation
+
+
+def format_time_axis(ax, ymin: float = 60, ymax: float = 100, tmin: float = 1e-5, tmax: float = 1e5):
+    """An accuracy-vs-time axis: log time after programming (s) from ``tmin`` to ``tmax``, accuracy (%).
+
+    Chapter 6: Drift compensation.
+    """
+    ax.set_xscale("log")
+    ax.set_xlim(tmin / 3, tmax * 3)
+    ax.set_ylim(ymin, ymax)
+    ax.set_xlabel("Time after programming (s)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.grid(alpha=0.3, which="major")
+
+
+#: Colour of each part of the ResNet (the names :func:`stage_of_layer` returns). Chapter 6.
+STAGE_COLORS = {"stem": "0.4", "stage 1": "tab:blue", "stage 2": "tab:green", "stage 3": "tab:purple",
+                "1x1 shortcuts": "tab:orange", "fc (weights + bias)": "tab:red"}
+
+
+def plot_bn_mismatch(mismatch: dict[str, dict], styles: dict[str, dict]):
+    """Scale and shift of every BatchNorm layer's inputs relative to its running statistics (two panels).
+
+    Chapter 6: Drift compensation.
+    """
+    names = list(next(iter(mismatch.values())))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for label, stats in mismatch.items():
+        a.plot([stats[n][0] for n in names], ms=4, lw=1.2, label=label, **styles[label])
+        b.plot([stats[n][1] for n in names], ms=4, lw=1.2, label=label, **styles[label])
+    a.axhline(1, color="0.5", lw=0.8)
+    a.set_yscale("log")
+    a.set_ylabel("scale: std of inputs / running std")
+    b.set_ylabel("shift: |mean - running mean| / running std")
+    for ax in (a, b):
+        ax.set_xlabel(f"BatchNorm layer, input to output (0 ... {len(names) - 1})")
+        ax.grid(alpha=0.3)
+    a.legend(fontsize=8)
+    a.set_title("Does each BatchNorm see the scale it expects?", fontsize=10)
+    b.set_title("... and the mean it expects?", fontsize=10)
+    return fig
+
+
+def plot_gdc_factors(ts: np.ndarray, alpha: np.ndarray, layer_names: list[str], alpha_day: dict[str, float],
+                     reference_curves: dict[str, np.ndarray], day_reference: float):
+    """GDC factor of every layer vs time (left) and one day after programming relative to a curve (right).
+
+    Chapter 6: Drift compensation.
+    """
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained", gridspec_kw={"width_ratios": [1, 1.3]})
+    for j, name in enumerate(layer_names):
+        a.plot(ts, alpha[:, j], color=STAGE_COLORS[stage_of_layer(name)], lw=0.8, alpha=0.8)
+    for (label, curve), ls in zip(reference_curves.items(), ("--", ":", "-.")):
+        a.plot(ts, curve, "k", ls=ls, lw=1.5, label=label)
+    for stage, color in STAGE_COLORS.items():
+        a.plot([], [], color=color, label=stage)
+    a.set_xscale("log")
+    a.set_xlabel("Time after programming (s)")
+    a.set_ylabel(r"GDC factor $\alpha_l(t)$")
+    a.set_title("GDC factor of every layer (one chip)", fontsize=10)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=7.5, ncol=2)
+    dev = [100 * (alpha_day[n] / day_reference - 1) for n in layer_names]
+    b.bar(range(len(layer_names)), dev, color=[STAGE_COLORS[stage_of_layer(n)] for n in layer_names])
+    b.axhline(0, color="k", ls="--", lw=1.2)
+    b.set_xticks(range(len(layer_names)), layer_names, rotation=90, fontsize=6.5)
+    b.set_ylabel(r"$\alpha_l$(1 day) vs. the dashed curve (%)")
+    b.set_title("GDC factors one day after programming, relative to the dashed curve", fontsize=10)
+    return fig
+
+
+# -------------------- Chapter 6b. The periphery: converters and output noise
+
+
+def plot_accuracy_vs_time(ax, res: dict, kind: str = "custom", label: str | None = None,
+                          tmax: float | None = None, **style):
+    """One accuracy-vs-time series (mean with error bars over chips) on a log time axis.
+
+    ``kind`` picks the figure's style (``"custom"``, ``"direct"``, ``"fp32"``); ``style`` overrides
+    any matplotlib keyword; points after ``tmax`` (s) are left out.
+
+    Chapter 6b: The periphery: converters and output noise.
+    """
+    t = np.asarray(res["times_s"], dtype=float)
+    keep = t <= tmax * (1 + 1e-9) if tmax is not None else np.ones(len(t), bool)
+    t = np.where(t > 0, t, 1e-6)[keep]
+    mean, std = np.asarray(res["mean"])[keep], np.asarray(res["std"])[keep]
+    ax.errorbar(t, mean, yerr=std, capsize=2, label=label, **{**STYLE[kind], **style})
+
 
 def plot_converter(ax, bits: int, bound: float = 1.0):
-    """The transfer curve of a ``bits``-bit signed converter over ``[-bound, bound]`` (with clipping)."""
+    """The transfer curve of a ``bits``-bit signed converter over ``[-bound, bound]`` (with clipping).
+
+    Chapter 6b: The periphery: converters and output noise.
+    """
     from .periphery import quantize
     x = torch.linspace(-1.4 * bound, 1.4 * bound, 2001)
     ax.plot(x, x, color="0.7", lw=1, label="ideal")
@@ -281,7 +468,10 @@ def plot_converter(ax, bits: int, bound: float = 1.0):
 
 
 def mvm_error_figure(bits: list[int], errors: dict[float, list[float]]):
-    """Relative RMS error of a crossbar's products vs converter bits, one line per output-noise std."""
+    """Relative RMS error of a crossbar's products vs converter bits, one line per output-noise std.
+
+    Chapter 6b: The periphery: converters and output noise.
+    """
     fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     for noise, err in errors.items():
         ax.plot(bits, 100 * np.asarray(err), "o-", label=f"output noise {noise:g}")
@@ -294,7 +484,10 @@ def mvm_error_figure(bits: list[int], errors: dict[float, list[float]]):
 
 
 def mvm_scatter_figure(y_exact: torch.Tensor, y_analog: torch.Tensor, title: str):
-    """Analog vs exact products of one crossbar: the closer to the diagonal, the better."""
+    """Analog vs exact products of one crossbar: the closer to the diagonal, the better.
+
+    Chapter 6b: The periphery: converters and output noise.
+    """
     fig, ax = plt.subplots(figsize=(4.2, 4.0), layout="constrained")
     lim = float(y_exact.abs().max()) * 1.1
     ax.plot([-lim, lim], [-lim, lim], color="0.7", lw=1)
@@ -312,6 +505,8 @@ def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accu
 
     ``kind`` is ``"custom"`` or ``"direct"`` (the seed figure's colours); results read through a
     periphery are drawn with open markers and dotted lines.
+
+    Chapter 6b: The periphery: converters and output noise.
     """
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     ax.axhline(fp32_accuracy, label=f"FP32 baseline ({fp32_accuracy:.1f} %)", **STYLE["fp32"])
@@ -324,6 +519,28 @@ def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accu
     return fig
 
 
+# -------------------- Chapter 7. Reproducing the figure
+
+
+def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
+                 model: nn.Module | None = None, tmax: float = 1e5):
+    """The seed figure: network diagram on top; accuracy vs time below (FP32 dashed, custom training
+    blue squares, direct mapping red diamonds, error bars over chips).
+
+    Chapter 7: Reproducing the figure.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), gridspec_kw={"height_ratios": [1, 3]})
+    draw_network(model, top)
+    bottom.axhline(fp32_accuracy, label=f"Floating point (FP32) baseline ({fp32_accuracy:.1f} %)", **STYLE["fp32"])
+    for res, kind, name in ((custom, "custom", "Custom training"), (direct, "direct", "Direct mapping of FP32 weights")):
+        if res is not None:
+            plot_accuracy_vs_time(bottom, res, kind, f"{name} ({res['meta']['compensation'].upper()})", tmax=tmax)
+    format_time_axis(bottom, tmax=tmax)
+    bottom.legend(loc="lower left", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def single_chip_figure(panels: dict[str, tuple[dict, dict | None, str]], n_traces: int = 4,
                        ymin: float | None = None):
     """One panel per model: single chips read over time next to the mean over chips.
@@ -333,6 +550,8 @@ def single_chip_figure(panels: dict[str, tuple[dict, dict | None, str]], n_trace
     chips) on top, and ``reference`` (e.g. the same chips with an ideal periphery; ``None`` to
     leave it out) as a faded mean; the dashed line is the network's own FP32 accuracy. The hardware experiment is one chip read over time: the thin
     lines, not the mean, are what it can be compared with.
+
+    Chapter 7: Reproducing the figure.
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), layout="constrained", sharey=True)
     axes = np.atleast_1d(axes)
@@ -358,192 +577,4 @@ def single_chip_figure(panels: dict[str, tuple[dict, dict | None, str]], n_trace
                          tmax=max(max(r["times_s"]) for r, _, _ in panels.values()))
     for ax in axes[1:]:
         ax.set_ylabel("")
-    return fig
-
-
-# --- Figures of chapters 5-8 ---
-
-def rms_weight_error(read: dict, targets: dict, relative_to: str = "w_max", w_max: dict | None = None) -> dict:
-    """Per layer rms of ``read - target`` weights, relative to the layer's rms weight or its ``W_max``.
-
-    ``read`` and ``targets`` map layer names to crossbar matrices; ``relative_to`` is ``"rms"`` (the
-    layer's rms target weight) or ``"w_max"`` (``w_max[name]``, default the largest target weight).
-    Returns ``{name: fraction}``.
-    """
-    if relative_to not in ("rms", "w_max"):
-        raise ValueError(f"relative_to must be 'rms' or 'w_max', got {relative_to!r}")
-    out = {}
-    for name, w in targets.items():
-        err = (read[name] - w).pow(2).mean().sqrt()
-        ref = w.pow(2).mean().sqrt() if relative_to == "rms" else (
-            w_max[name] if w_max is not None else w.abs().max())
-        out[name] = float(err / ref)
-    return out
-
-
-def plot_fine_tuning_log(log: dict, train_images: int, reference_acc: float | None = None,
-                      title: str = "", xlabel: str = "Epoch", train_label: str = "training batches",
-                      test_color: str = "tab:blue"):
-    """A training log (``zoo.training_log``): loss, accuracies and learning rate per epoch, three panels.
-
-    ``train_images``: the size of the training set the run used (for the planned schedule);
-    ``reference_acc``: a dashed reference line on the accuracy panel (e.g. the FP32 model's).
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    from .training import TrainConfig, lr_at
-
-    ep = log["epochs"]
-    epoch = np.array([r["epoch"] for r in ep])
-    cfg = TrainConfig(**log["config"])
-    steps_per_epoch = (cfg.train_subset or train_images) // cfg.batch_size
-    step = np.arange(cfg.epochs * steps_per_epoch)
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.5), layout="constrained")
-    a.plot(epoch, [r["train_loss"] for r in ep], "o-", ms=4, color="tab:purple")
-    a.set_ylabel("Training loss")
-    b.plot(epoch, [r["train_acc"] for r in ep], "o-", ms=4, color="0.5", label=train_label)
-    b.plot(epoch, [r["test_acc"] for r in ep], "s-", ms=4, color=test_color, label="test set, after the epoch")
-    if reference_acc is not None:
-        b.axhline(reference_acc, color="k", ls="--", lw=1.2, label=f"reference: {reference_acc:.2f} %")
-    b.set_ylabel("Accuracy (%)")
-    b.legend(fontsize=8)
-    c.plot((step + 1) / steps_per_epoch, [lr_at(s, len(step), cfg) for s in step], color="0.7", label="schedule")
-    c.plot(epoch, [r["lr_end"] for r in ep], "o", ms=4, color="tab:orange", label="at the end of each epoch")
-    c.set_ylabel("Learning rate")
-    c.legend(fontsize=8)
-    for ax in (a, b, c):
-        ax.set_xlabel(xlabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_layer_bars(ax, names: list[str], values: dict[str, np.ndarray], colors: dict[str, str],
-                    ylabel: str, fmt: str = "{:.1f}"):
-    """Grouped bars, one group per layer and one bar per entry of ``values`` (legend: the median)."""
-    x = np.arange(len(names))
-    width = 0.8 / len(values)
-    for i, (label, v) in enumerate(values.items()):
-        ax.bar(x + (i - (len(values) - 1) / 2) * width, v, width=width, color=colors[label],
-               label=f"{label}: median {fmt.format(np.median(v))}")
-    ax.set_xticks(x, names, rotation=90, fontsize=7)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8.5)
-    return ax
-
-
-def plot_noise_sweep(ax, sweeps: dict[str, dict], styles: dict[str, dict] | None = None):
-    """Accuracy vs relative inference weight noise (``accuracy_under_weight_noise`` results), in %."""
-    styles = styles or {}
-    for label, r in sweeps.items():
-        ax.errorbar(100 * np.asarray(r["etas"]), r["mean"], yerr=r["std"], capsize=3, label=label,
-                    **styles.get(label, {}))
-    ax.set_xlabel(r"Relative weight noise at inference, $\eta_{inf}$ (% of max|W| per layer)")
-    ax.set_ylabel("Test accuracy (%)")
-    ax.grid(alpha=0.3)
-    return ax
-
-
-def eta_sweep_frame(eta_sweep: dict, weight_noise: dict, eta_tr: float):
-    """One frame of the eta_tr ablation: the short fine-tune with ``eta_tr`` highlighted among all of them,
-    with the shipped FP32 and custom models (committed studies ``eta_sweep`` and ``weight_noise``)."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
-    plot_noise_sweep(ax, {"FP32 (shipped)": weight_noise["resnet32-fp32"],
-                          "custom (shipped, 15 epochs)": weight_noise["resnet32-custom"]},
-                     {"FP32 (shipped)": dict(STYLE["direct"], alpha=0.8),
-                      "custom (shipped, 15 epochs)": dict(STYLE["custom"], alpha=0.8)})
-    for key, r in eta_sweep["runs"].items():
-        sel = np.isclose(float(key), eta_tr)
-        ax.errorbar(100 * np.asarray(r["etas"]), r["mean"], yerr=r["std"] if sel else None, capsize=3,
-                    color="tab:green" if sel else "0.75", lw=2.2 if sel else 1, marker="o" if sel else None,
-                    zorder=3 if sel else 1,
-                    label=(f"short fine-tune, $\\eta_{{tr}}$ = {100 * eta_tr:g} %"
-                           + (" (clipping only)" if eta_tr == 0 else "")) if sel else None)
-    ax.plot([], [], color="0.75", label="the other short fine-tunes")
-    ax.set_ylim(55, 95)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"{eta_sweep['epochs']} epochs on {eta_sweep['train_images']:,} images, 2-sigma clipping; "
-                 f"{eta_sweep['test_images']:,} test images", fontsize=9.5)
-    return fig
-
-
-#: The arms of the clipping / noise ablation (``scripts/ablation_study.py``) and their styles.
-ABLATION_STYLE = {
-    "both": dict(color="tab:blue", marker="s", label="clipping + noise (shipped custom)"),
-    "clip-only": dict(color="tab:green", marker="o", label="clipping only"),
-    "noise-only": dict(color="tab:orange", marker="^", label="noise only"),
-}
-
-
-def clip_noise_ablation_figure(ablation: dict, weight_noise_fp32: dict | None = None):
-    """The full-length ablation: accuracy under inference weight noise per arm (left) and each
-    chip's accuracy on PCM one day after programming with GDC (right; a bar marks the mean)."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained", gridspec_kw=dict(width_ratios=[1.8, 1]))
-    arms = {arm: ABLATION_STYLE[arm] for arm in ablation["arms"]}
-    sweeps = {st["label"]: {"etas": ablation["eta_inf"], **ablation["arms"][arm]["weight_noise"]} for arm, st in arms.items()}
-    styles = {st["label"]: dict(color=st["color"], marker=st["marker"], markersize=5) for st in arms.values()}
-    if weight_noise_fp32 is not None:
-        sweeps["FP32 (shipped, for scale)"] = weight_noise_fp32
-        styles["FP32 (shipped, for scale)"] = dict(STYLE["direct"], alpha=0.6)
-    plot_noise_sweep(ax, sweeps, styles)
-    ax.set_xlim(-0.5, 100 * max(ablation["eta_inf"]) + 0.5)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"{ablation['n_repeats']} noise draws, {ablation['test_images']:,} test images", fontsize=9.5)
-    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
-    for i, (arm, st) in enumerate(arms.items()):
-        chips = np.asarray(ablation["arms"][arm]["pcm_day"]["per_chip"])
-        bx.plot(i + rng.uniform(-0.12, 0.12, len(chips)), chips, st["marker"], color=st["color"], alpha=0.7, ms=5)
-        bx.hlines(chips.mean(), i - 0.25, i + 0.25, color=st["color"], lw=2.5)
-    bx.set_xticks(range(len(arms)), [st["label"].split(" (")[0] for st in arms.values()], fontsize=8.5)
-    bx.set_xlim(-0.6, len(arms) - 0.4)
-    bx.set_ylabel("Test accuracy on PCM after 1 day, GDC (%)")
-    bx.set_title(f"{ablation['n_chips']} chips (same seeds for every arm)", fontsize=9.5)
-    bx.grid(alpha=0.3, axis="y")
-    return fig
-
-
-def plot_bn_mismatch(mismatch: dict[str, dict], styles: dict[str, dict]):
-    """Scale and shift of every BatchNorm layer's inputs relative to its running statistics (two panels)."""
-    names = list(next(iter(mismatch.values())))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    for label, stats in mismatch.items():
-        a.plot([stats[n][0] for n in names], ms=4, lw=1.2, label=label, **styles[label])
-        b.plot([stats[n][1] for n in names], ms=4, lw=1.2, label=label, **styles[label])
-    a.axhline(1, color="0.5", lw=0.8)
-    a.set_yscale("log")
-    a.set_ylabel("scale: std of inputs / running std")
-    b.set_ylabel("shift: |mean - running mean| / running std")
-    for ax in (a, b):
-        ax.set_xlabel(f"BatchNorm layer, input to output (0 ... {len(names) - 1})")
-        ax.grid(alpha=0.3)
-    a.legend(fontsize=8)
-    a.set_title("Does each BatchNorm see the scale it expects?", fontsize=10)
-    b.set_title("... and the mean it expects?", fontsize=10)
-    return fig
-
-
-def plot_gdc_factors(ts: np.ndarray, alpha: np.ndarray, layer_names: list[str], alpha_day: dict[str, float],
-                     reference_curves: dict[str, np.ndarray], day_reference: float):
-    """GDC factor of every layer vs time (left) and one day after programming relative to a curve (right)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained", gridspec_kw={"width_ratios": [1, 1.3]})
-    for j, name in enumerate(layer_names):
-        a.plot(ts, alpha[:, j], color=STAGE_COLORS[stage_of_layer(name)], lw=0.8, alpha=0.8)
-    for (label, curve), ls in zip(reference_curves.items(), ("--", ":", "-.")):
-        a.plot(ts, curve, "k", ls=ls, lw=1.5, label=label)
-    for stage, color in STAGE_COLORS.items():
-        a.plot([], [], color=color, label=stage)
-    a.set_xscale("log")
-    a.set_xlabel("Time after programming (s)")
-    a.set_ylabel(r"GDC factor $\alpha_l(t)$")
-    a.set_title("GDC factor of every layer (one chip)", fontsize=10)
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7.5, ncol=2)
-    dev = [100 * (alpha_day[n] / day_reference - 1) for n in layer_names]
-    b.bar(range(len(layer_names)), dev, color=[STAGE_COLORS[stage_of_layer(n)] for n in layer_names])
-    b.axhline(0, color="k", ls="--", lw=1.2)
-    b.set_xticks(range(len(layer_names)), layer_names, rotation=90, fontsize=6.5)
-    b.set_ylabel(r"$\alpha_l$(1 day) vs. the dashed curve (%)")
-    b.set_title("GDC factors one day after programming, relative to the dashed curve", fontsize=10)
     return fig

@@ -26,7 +26,9 @@ def result_name(model: str, compensation: str) -> str:
 
 
 def save_results(res: dict, path) -> None:
-    """Write a result as JSON (creating the folder), via a temporary file so no half file is left."""
+    """Write a result (or any JSON-ready dict: a run's partial file, a training log, a study) as JSON,
+    creating the folder, via a temporary file so that no half file is ever left: the package's one
+    atomic JSON writer."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

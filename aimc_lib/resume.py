@@ -2,8 +2,9 @@
 
 :func:`aimc_lib.experiments.accuracy_vs_time` with ``results_path="x.json"`` writes, after each
 finished chip, ``x.json.partial.json``: a fingerprint of every argument that changes the numbers
-(model weights, test images and labels, time grid, compensation, PCM parameters, first seed,
-calibration images, batch size, compile, device) and the finished chips' rows. Running again
+(:meth:`aimc_lib.runs.DriftRun.fingerprint_parts`: model weights, test images and labels, time
+grid, compensation, PCM parameters, periphery, first seed, calibration images, batch size,
+compile, device) and the finished chips' rows. Running again
 with the same arguments skips the finished chips (chip k still uses seed + k, so the result is
 bit-identical to an uninterrupted run); different arguments are refused. The number of chips is
 not part of the fingerprint: a run can be extended to more chips. When the run finishes, the
@@ -24,7 +25,7 @@ from torch import nn
 
 from .checkpoints import state_sha256
 from .result_files import save_results
-from .validation import ArgumentError, format_duration, writable_folder
+from .checks import ArgumentError, writable_folder
 
 PARTIAL_SUFFIX = ".partial.json"
 #: A run estimated to take longer than this (s) gets a warning with the estimate.
@@ -54,12 +55,6 @@ def fingerprint(**parts) -> str:
     """sha256 of a run's arguments (modules and tensors by content, the rest as JSON)."""
     text = json.dumps({k: _digest(v) for k, v in sorted(parts.items())}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_json_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
 
 
 class ChipLog:
@@ -123,8 +118,8 @@ class ChipLog:
         self.rows.append([float(x) for x in row])
         self.seconds += seconds
         if self.path is not None:
-            write_json_atomic({"fingerprint": self.fingerprint, "rows": self.rows,
-                               "seconds": round(self.seconds, 1)}, self.path)
+            save_results({"fingerprint": self.fingerprint, "rows": self.rows,
+                          "seconds": round(self.seconds, 1)}, self.path)
 
     def finish(self, res: dict) -> dict:
         """Write the final result to ``results_path`` (if any), remove the partial file; return ``res``."""
@@ -142,6 +137,15 @@ def estimate_seconds(runner, test, batch_size: int, n_points: int, accuracy) -> 
     accuracy(runner, type(test)(test.x[:probe], test.y[:probe]), probe)
     per_image = (time.perf_counter() - t0) / probe
     return per_image * len(test) * n_points
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in words: minutes, hours, or days (from two days on)."""
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
 
 
 def warn_if_long(seconds: float, n_points: int, threshold_s: float = LONG_RUN_S) -> None:

@@ -14,7 +14,6 @@ After every optimizer step each layer is clipped to ``+- clip_alpha * std(W_l)``
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -28,11 +27,12 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_state, save_atomic
 from .config import device_description, provenance
-from . import validation
+from . import checks
 from .data import N_TEST, N_TRAIN, Split, batches
 from .evaluation import accuracy
 from .models import analog_layers, resnet
-from .weight_noise import clip_weights, noisy_weights  # noqa: F401 (part of this module's API)
+from .result_files import save_results
+from .weight_noise import clip_weights, noisy_weights
 
 
 @dataclass
@@ -59,8 +59,8 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        """One-line errors naming the field and its accepted range (see :mod:`aimc_lib.validation`)."""
-        v = validation
+        """One-line errors naming the field and its accepted range (see :mod:`aimc_lib.checks`)."""
+        v = checks
         if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__") or len(self.widths) != 3:
             raise v.ArgumentError(f"TrainConfig.widths must be three positive integers, got {self.widths!r}")
         self.widths = tuple(v.positive_int(f"TrainConfig.widths[{i}]", w) for i, w in enumerate(self.widths))
@@ -87,6 +87,20 @@ class TrainConfig:
             raise v.ArgumentError(f"TrainConfig.device must be a device name such as 'cpu', got {self.device!r}")
         if self.nesterov and self.momentum == 0:
             raise v.ArgumentError("TrainConfig.nesterov needs momentum > 0")
+
+
+    #: Fields that say where a run computes, not what: a run may resume with other values.
+    MACHINE_FIELDS = ("threads", "device")
+
+    def differences(self, other: "TrainConfig") -> dict[str, tuple]:
+        """``{field: (mine, other's)}`` for every field, except where the run computes, that differs:
+        empty when ``other`` is the same run (the one rule for resuming a training run)."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                if f.name not in self.MACHINE_FIELDS and getattr(self, f.name) != getattr(other, f.name)}
+
+    def same_run(self, other: "TrainConfig") -> bool:
+        """True when ``other`` describes the same run (it may compute elsewhere: threads, device)."""
+        return not self.differences(other)
 
 
 def custom_config(**overrides) -> TrainConfig:
@@ -205,7 +219,7 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
     if ckpt_path.exists():
         ck = load_state(ckpt_path)
         saved = TrainConfig(**ck["config"])
-        if dataclasses.replace(saved, threads=cfg.threads, device=cfg.device) != cfg:
+        if not saved.same_run(cfg):
             raise ValueError(f"{ckpt_path} was written by a different config; use another run_dir.\n"
                              f"saved: {saved}\nnow:   {cfg}")
         model.load_state_dict(ck["model"])
@@ -229,7 +243,7 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
                   f"  test {rec['test_acc']:.2f}%  ({rec['seconds']:.0f} s)", flush=True)
         save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                      "config": dataclasses.asdict(cfg), "log": log}, ckpt_path)
-        (run_dir / "log.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "epochs": log}, indent=1))
+        save_results({"config": dataclasses.asdict(cfg), "epochs": log}, run_dir / "log.json")
     if len(log) == cfg.epochs:
         meta = {"config": dataclasses.asdict(cfg), "test_acc": log[-1]["test_acc"], "epochs": cfg.epochs,
                 "train_seconds": round(sum(r["seconds"] for r in log), 1),

@@ -2,7 +2,8 @@
 
 Noise is relative to each layer's largest weight, as programming noise is relative to G_max:
 ``W + eta * max|W_l| * xi`` with ``xi ~ N(0, 1)`` (conv weight, or FC weight and bias as one
-crossbar). Clipping bounds each layer to ``+- alpha * std(W_l)``.
+crossbar). Clipping bounds each layer to ``+- alpha * std(W_l)``. :func:`rms_weight_error` measures
+the other way round: how far read weights lie from their targets, per layer, in the same units.
 """
 from __future__ import annotations
 
@@ -33,3 +34,21 @@ def clip_weights(model: nn.Module, alpha: float) -> None:
         layer.weight.clamp_(-bound, bound)
         if getattr(layer, "bias", None) is not None:
             layer.bias.clamp_(-bound, bound)
+
+
+def rms_weight_error(read: dict, targets: dict, relative_to: str = "w_max", w_max: dict | None = None) -> dict:
+    """Per layer rms of ``read - target`` weights, relative to the layer's rms weight or its ``W_max``.
+
+    ``read`` and ``targets`` map layer names to crossbar matrices; ``relative_to`` is ``"rms"`` (the
+    layer's rms target weight) or ``"w_max"`` (``w_max[name]``, default the largest target weight).
+    Returns ``{name: fraction}``.
+    """
+    if relative_to not in ("rms", "w_max"):
+        raise ValueError(f"relative_to must be 'rms' or 'w_max', got {relative_to!r}")
+    out = {}
+    for name, w in targets.items():
+        err = (read[name] - w).pow(2).mean().sqrt()
+        ref = w.pow(2).mean().sqrt() if relative_to == "rms" else (
+            w_max[name] if w_max is not None else w.abs().max())
+        out[name] = float(err / ref)
+    return out

@@ -15,7 +15,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_into, load_state, sha256_file
 from .models import resnet
-from .validation import device as check_device
+from .checks import device as check_device
 from .result_files import load_results
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"

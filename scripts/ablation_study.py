@@ -25,22 +25,18 @@ of the committed results). Writes ``aimc_lib/results/studies/clip_noise_ablation
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
-import torch
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import eval_batch_size, provenance
+from aimc_lib.data import load_cifar10
+from aimc_lib.evaluation import accuracy
+from aimc_lib.experiments import accuracy_under_weight_noise, accuracy_vs_time
+from aimc_lib.result_files import save_results
+from aimc_lib.times import DAY_S
+from aimc_lib.zoo import RESULTS_DIR, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib.config import eval_batch_size, provenance, strict_fp32  # noqa: E402
-from aimc_lib.data import load_cifar10  # noqa: E402
-from aimc_lib.evaluation import accuracy  # noqa: E402
-from aimc_lib.experiments import accuracy_under_weight_noise, accuracy_vs_time  # noqa: E402
-from aimc_lib.times import DAY_S  # noqa: E402
-from aimc_lib.zoo import RESULTS_DIR, load_model  # noqa: E402
 
 ETA_INF = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
 #: arm -> the model it evaluates (a shipped name or a finished run's model.pt)
@@ -50,16 +46,11 @@ ARMS = {"both": "resnet32-custom",
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=0)
+    ap = script_parser(__doc__, out=RESULTS_DIR / "studies" / "clip_noise_ablation.json")
     ap.add_argument("--repeats", type=int, default=10, help="weight-noise draws per eta_inf")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 200 test images, 2 draws, 1 chip")
-    ap.add_argument("--out", default=str(RESULTS_DIR / "studies" / "clip_noise_ablation.json"))
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    strict_fp32()
+    setup_machine(a, strict_fp32=True)
     missing = [p for p in ARMS.values() if p.endswith(".pt") and not Path(p).exists()]
     if missing:
         raise SystemExit("not trained yet (see the commands in this script's docstring): " + ", ".join(missing))
@@ -82,8 +73,7 @@ def main(argv=None) -> int:
         print(f"{arm:>10}: FP32 {out['arms'][arm]['fp32_accuracy']:.2f} %, at eta_inf 4 % "
               f"{noise['mean'][ETA_INF.index(0.04)]:.2f} %, PCM 1 day GDC {pcm['mean'][0]:.2f} ± {pcm['std'][0]:.2f} %",
               flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1))
+    save_results(out, a.out)
     print(f"wrote {a.out}")
     return 0
 

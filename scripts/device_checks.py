@@ -11,7 +11,6 @@ Prints one line per check, writes a JSON report, and exits non-zero if any check
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -20,28 +19,27 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib.data import load_cifar10  # noqa: E402
-from aimc_lib.evaluation import percent_correct, predict  # noqa: E402
-from aimc_lib.experiments import DAY_S  # noqa: E402
-from aimc_lib.config import device_description, strict_fp32  # noqa: E402
-from aimc_lib.mapping import AnalogChip  # noqa: E402
-from aimc_lib.periphery import Periphery  # noqa: E402
-from aimc_lib.training import TrainConfig, train  # noqa: E402
-from aimc_lib.zoo import load_model  # noqa: E402
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import device_description
+from aimc_lib.data import load_cifar10
+from aimc_lib.evaluation import percent_correct, predict
+from aimc_lib.mapping import AnalogChip
+from aimc_lib.periphery import Periphery
+from aimc_lib.result_files import save_results
+from aimc_lib.times import DAY_S
+from aimc_lib.training import TrainConfig, train
+from aimc_lib.zoo import load_model
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = script_parser(__doc__)  # --device is the GPU checked against the CPU
     ap.add_argument("--model", default="resnet32-fp32", help="shipped model name or checkpoint path")
     ap.add_argument("--report", default="device_checks.json")
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check", file=sys.stderr)
         return 2
-    strict_fp32()  # no TF32: GPU results agree with a CPU's
+    setup_machine(a, strict_fp32=True)
     report = {"device": device_description("cuda"), "torch": torch.__version__, "checks": {}}
     failed = []
 
@@ -118,7 +116,7 @@ def main(argv=None) -> int:
            seconds_3_epochs=round(seconds, 1))
     record("resume_identical_cuda", same == 0.0, max_abs_difference=same)
 
-    Path(a.report).write_text(json.dumps(report, indent=1))
+    save_results(report, a.report)
     print(f"wrote {a.report}; {len(failed)} failed: {failed}")
     return 1 if failed else 0
 

@@ -11,40 +11,32 @@ short epochs, then measure its test accuracy under Gaussian weight noise ``eta_i
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib.data import load_cifar10, split_from_nhwc  # noqa: E402
-from aimc_lib.config import device_description, eval_batch_size, strict_fp32  # noqa: E402
-from aimc_lib.experiments import accuracy_under_weight_noise  # noqa: E402
-from aimc_lib.training import custom_config, train  # noqa: E402
-from aimc_lib.zoo import RESULTS_DIR, WEIGHTS_DIR, manifest  # noqa: E402
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import device_description, eval_batch_size
+from aimc_lib.data import load_cifar10, split_from_nhwc
+from aimc_lib.experiments import accuracy_under_weight_noise
+from aimc_lib.result_files import save_results
+from aimc_lib.training import custom_config, train
+from aimc_lib.zoo import RESULTS_DIR, WEIGHTS_DIR, manifest
 
 ETA_TR = [0.0, 0.02, 0.038, 0.06, 0.08]
 ETA_INF = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap = script_parser(__doc__, out=RESULTS_DIR / "studies" / "eta_sweep.json")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--train-npz", help="train on this one CIFAR-10 batch (.npz) instead of all 50,000 images")
     ap.add_argument("--train-images", type=int, default=0, help="a smoke run: train on this many images")
     ap.add_argument("--test-images", type=int, default=0, help="a smoke run: evaluate on this many images")
-    ap.add_argument("--out", default=str(RESULTS_DIR / "studies" / "eta_sweep.json"))
     a = ap.parse_args(argv)
-    strict_fp32()  # no TF32: GPU results agree with a CPU's
+    setup_machine(a, strict_fp32=True)
     test = load_cifar10("test")
     if a.train_npz:
         with np.load(a.train_npz) as d:
@@ -67,8 +59,7 @@ def main(argv=None) -> int:
                                           batch_size=eval_batch_size(a.device))
         out["runs"][f"{eta:g}"] = {**res, "train_seconds": round(time.time() - t0, 1)}
         print(f"eta_tr {eta:.3f}: " + "  ".join(f"{100 * e:g}%: {m:.2f}" for e, m in zip(ETA_INF, res["mean"])), flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1))
+    save_results(out, a.out)
     print(f"wrote {a.out}")
     return 0
 

@@ -17,23 +17,17 @@ complete, and existing files are skipped, so an interrupted run continues where 
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
-from aimc_lib.data import load_cifar10  # noqa: E402
-from aimc_lib.experiments import accuracy_vs_time  # noqa: E402
-from aimc_lib.pcm import PCMParams  # noqa: E402
-from aimc_lib.periphery import Periphery  # noqa: E402
-from aimc_lib.result_files import save_results  # noqa: E402
-from aimc_lib.times import PERIPHERY_TIMES_S  # noqa: E402
-from aimc_lib.zoo import RESULTS_DIR, load_model  # noqa: E402
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import eval_batch_size
+from aimc_lib.data import load_cifar10
+from aimc_lib.experiments import accuracy_vs_time
+from aimc_lib.pcm import PCMParams
+from aimc_lib.periphery import Periphery
+from aimc_lib.result_files import save_results
+from aimc_lib.times import PERIPHERY_TIMES_S
+from aimc_lib.zoo import RESULTS_DIR, load_model
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
 CHIPS = {"resnet32-fp32": 20, "resnet32-custom": 10}
@@ -51,7 +45,7 @@ PARTS = {
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = script_parser(__doc__, out=RESULTS_DIR / "periphery")
     ap.add_argument("--only", choices=("main", "parts"), help="run one part only")
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     ap.add_argument("--variants", nargs="+", choices=list(PARTS), default=list(PARTS),
@@ -61,15 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--chips", type=int, help="chips per result (default: 20 direct mapping, 10 custom)")
     ap.add_argument("--times", type=float, nargs="+", help="times in s (default: PERIPHERY_TIMES_S)")
     ap.add_argument("--test-subset", type=int, default=0, help="class-balanced test subset (0 = all 10,000)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", default=str(RESULTS_DIR / "periphery"))
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    strict_fp32()
+    setup_machine(a, strict_fp32=True)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     test = load_cifar10("test")
     times = a.times or PERIPHERY_TIMES_S
     jobs = []

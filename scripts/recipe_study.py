@@ -23,23 +23,21 @@ Writes ``aimc_lib/results/studies/fp32_recipe.json``; ``--quick``: a smoke run (
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import eval_batch_size, provenance
+from aimc_lib.data import load_cifar10
+from aimc_lib.evaluation import accuracy
+from aimc_lib.experiments import accuracy_under_weight_noise, accuracy_vs_time
+from aimc_lib.periphery import Periphery
+from aimc_lib.result_files import save_results
+from aimc_lib.times import DAY_S, HOUR_S, MONTH_S, YEAR_S
+from aimc_lib.zoo import RESULTS_DIR, load_model
 
-from aimc_lib.config import eval_batch_size, provenance, strict_fp32  # noqa: E402
-from aimc_lib.data import load_cifar10  # noqa: E402
-from aimc_lib.evaluation import accuracy  # noqa: E402
-from aimc_lib.experiments import accuracy_under_weight_noise, accuracy_vs_time  # noqa: E402
-from aimc_lib.periphery import Periphery  # noqa: E402
-from aimc_lib.times import DAY_S, HOUR_S, MONTH_S, YEAR_S  # noqa: E402
-from aimc_lib.zoo import RESULTS_DIR, load_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PLAIN = ROOT / "runs" / "study-fp32-plain" / "model.pt"
 ETA_INF = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
@@ -48,18 +46,13 @@ PERIPHERY_TIMES_S = [10.0, DAY_S, YEAR_S]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=0)
+    ap = script_parser(__doc__, out=RESULTS_DIR / "studies" / "fp32_recipe.json")
     ap.add_argument("--repeats", type=int, default=5, help="weight-noise draws per eta")
     ap.add_argument("--chips", type=int, default=5, help="chips, ideal periphery")
     ap.add_argument("--periphery-chips", type=int, default=3, help="chips, aihwkit-like periphery")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 200 test images, 1 draw, 1 chip")
-    ap.add_argument("--out", default=str(RESULTS_DIR / "studies" / "fp32_recipe.json"))
     a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    strict_fp32()
+    setup_machine(a, strict_fp32=True)
     if not PLAIN.exists():
         raise SystemExit(f"not trained yet: {PLAIN} (see this script's docstring)")
     test = load_cifar10("test")
@@ -84,8 +77,7 @@ def main(argv=None) -> int:
            "fp32_accuracy": fp32, "test_images": len(test), "provenance": provenance(a.device),
            "weight_noise": {k: noise[k] for k in ("etas", "mean", "std", "per_repeat")} | {"n_repeats": a.repeats},
            "pcm_gdc_ideal": ideal, "pcm_gdc_aihwkit": hw}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1))
+    save_results(out, a.out)
     print(f"wrote {a.out}")
     return 0
 

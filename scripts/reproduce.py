@@ -18,34 +18,27 @@ Steps (each resumable: re-running skips or continues what is done):
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-import torch
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import eval_batch_size
+from aimc_lib.data import load_cifar10, load_split, save_split
+from aimc_lib.evaluation import accuracy
+from aimc_lib.experiments import accuracy_vs_time
+from aimc_lib.plotting import paper_figure
+from aimc_lib.result_files import COMMITTED_RESULTS, load_results, save_results
+from aimc_lib.times import DAY_S, DEFAULT_TIMES_S, HOUR_S
+from aimc_lib.training import TrainConfig, custom_config, train
+from aimc_lib.zoo import RESULTS_DIR, load_model, publish
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
-from aimc_lib.data import load_cifar10, load_split, save_split  # noqa: E402
-from aimc_lib.evaluation import accuracy  # noqa: E402
-from aimc_lib.experiments import (DAY_S, DEFAULT_TIMES_S, HOUR_S, accuracy_vs_time, load_results,  # noqa: E402
-                                  save_results)
-from aimc_lib.plotting import paper_figure  # noqa: E402
-from aimc_lib.result_files import COMMITTED_RESULTS  # noqa: E402
-from aimc_lib.zoo import RESULTS_DIR, load_model, publish  # noqa: E402
-from aimc_lib.training import TrainConfig, custom_config, train  # noqa: E402
 
 DRIFT_RUNS = COMMITTED_RESULTS
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = script_parser(__doc__, out=ROOT)  # --out: the root for runs/, results/ (and weights/ in --fast)
     ap.add_argument("--fast", action="store_true", help="tiny network, epochs and subsets (a smoke run)")
-    ap.add_argument("--out", default=str(ROOT), help="root for runs/, results/ (and weights/ in --fast)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--chips", type=int, default=10)
     ap.add_argument("--results-only", action="store_true",
                     help="skip training and publishing: run steps 4-5 on the shipped models")
@@ -57,9 +50,7 @@ def main(argv=None) -> int:
     if a.calibration and not a.results_only:
         ap.error("--calibration replaces the training set: use it with --results-only")
     out = Path(a.out)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    strict_fp32()  # no TF32: GPU results agree with a CPU's
+    setup_machine(a, strict_fp32=True)
     tiny = dict(depth=8, widths=(8, 8, 16), epochs=1, train_subset=1280, test_subset=500) if a.fast else {}
     common = dict(device=a.device, threads=a.threads, **tiny)
     calibration_images = 500 if a.fast else 2000

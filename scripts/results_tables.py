@@ -5,17 +5,13 @@
 from __future__ import annotations
 
 import json
-import sys
-
-import numpy as np
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-from aimc_lib import zoo  # noqa: E402
-from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name  # noqa: E402
-from aimc_lib.times import REPORT_TIMES_S  # noqa: E402
+from aimc_lib import zoo
+from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name
+from aimc_lib.times import REPORT_TIMES_S
 
 MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
 COMPENSATION_LABELS = {"gdc": "GDC", "adabs": "AdaBS", "none": "no compensation"}

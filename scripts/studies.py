@@ -18,22 +18,16 @@ Writes into ``aimc_lib/results/studies/``:
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
-import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib.config import eval_batch_size, strict_fp32  # noqa: E402
-from aimc_lib.data import load_cifar10  # noqa: E402
-from aimc_lib.experiments import (DEFAULT_TIMES_S, accuracy_under_weight_noise,  # noqa: E402
-                                  accuracy_vs_time, save_results)
-from aimc_lib.pcm import PCMParams  # noqa: E402
-from aimc_lib.zoo import RESULTS_DIR, load_model  # noqa: E402
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.config import eval_batch_size
+from aimc_lib.data import load_cifar10
+from aimc_lib.experiments import accuracy_under_weight_noise, accuracy_vs_time
+from aimc_lib.pcm import PCMParams
+from aimc_lib.result_files import save_results
+from aimc_lib.times import DEFAULT_TIMES_S
+from aimc_lib.zoo import RESULTS_DIR, load_model
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
 VARIANTS = {
@@ -45,22 +39,19 @@ ETAS = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap = script_parser(__doc__, out=RESULTS_DIR / "studies")
     ap.add_argument("--chips", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=10, help="noise draws per eta")
-    ap.add_argument("--out", default=str(RESULTS_DIR / "studies"))
     a = ap.parse_args(argv)
-    strict_fp32()  # no TF32: GPU results agree with a CPU's
+    setup_machine(a, strict_fp32=True)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     test = load_cifar10("test")
     models = {name: load_model(name, a.device) for name in MODELS}
 
     noise = {name: accuracy_under_weight_noise(m, test, ETAS, n_repeats=a.repeats, progress=True,
                                              batch_size=eval_batch_size(a.device))
              for name, m in models.items()}
-    (out / "weight_noise.json").write_text(json.dumps(noise, indent=1))
+    save_results(noise, out / "weight_noise.json")
     print(f"wrote {out / 'weight_noise.json'}", flush=True)
 
     for variant, params in VARIANTS.items():

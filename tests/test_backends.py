@@ -68,8 +68,11 @@ def test_each_layer_agrees_with_the_reference_but_at_adc_edges(reads, backend):
     other_layers = {n: m for n, m in models[backend].named_modules() if isinstance(m, AnalogLayer)}
     assert set(ref_layers) == set(other_layers) and all(m.backend == backend for m in other_layers.values())
     inputs = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=n: inputs.setdefault(name, inp[0].clone()))
-             for n, m in ref_layers.items()]
+    def keep_input(name):
+        def hook(mod, inp, out):
+            inputs.setdefault(name, inp[0].clone())  # returns None: the layer's output is kept
+        return hook
+    hooks = [m.register_forward_hook(keep_input(n)) for n, m in ref_layers.items()]
     x = aimc_lib.data.normalize(test.x[:50], DEVICE).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         models["torch"](x)

@@ -199,7 +199,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path, tiny_pt, capsys):
 
 
 def test_debug_shows_the_traceback(tmp_path, tiny_pt):
-    from aimc_lib.validation import ArgumentError
+    from aimc_lib.checks import ArgumentError
     args = ["drift", str(tiny_pt), "--out", str(tmp_path / "r.json"), "--chips", "0"]
     assert main(args) == 2
     with pytest.raises(ArgumentError, match="--chips"):

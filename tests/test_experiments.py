@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from aimc_lib.experiments import DEFAULT_TIMES_S, accuracy_vs_time, load_results, save_results, value_at
+from aimc_lib.experiments import accuracy_vs_time
+from aimc_lib.result_files import load_results, save_results, value_at
+from aimc_lib.times import DEFAULT_TIMES_S
 from aimc_lib.models import resnet
 from aimc_lib.pcm import PCMParams
 
@@ -70,7 +72,7 @@ def test_compiled_inference_gives_the_same_table(tiny_model, cifar_test):
 
 
 def test_markdown_table_reads_exact_grid_points():
-    from aimc_lib.experiments import markdown_table
+    from aimc_lib.result_files import markdown_table
     res = {"times_s": [1.0, 3600.0], "mean": [91.234, 90.0], "std": [0.5, 0.25], "meta": {"n_chips": 10}}
     table = markdown_table({"custom / GDC": res}, {"1 s": 1.0, "1 h": 3600.0})
     assert "| custom / GDC | 10 | 91.23 +- 0.50 | 90.00 +- 0.25 |" in table

@@ -8,10 +8,11 @@ import aimc_lib
 from aimc_lib import zoo
 from aimc_lib.checkpoints import CheckpointError
 from aimc_lib.evaluation import accuracy
-from aimc_lib.experiments import DAY_S, DEFAULT_TIMES_S, MONTH_S, YEAR_S, model_sha256
+from aimc_lib.experiments import model_sha256
 from aimc_lib.mapping import AnalogChip
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import Periphery
+from aimc_lib.times import DAY_S, DEFAULT_TIMES_S, MONTH_S, YEAR_S
 from aimc_lib.result_files import COMMITTED_RESULTS
 from aimc_lib.times import PERIPHERY_TIMES_S
 
