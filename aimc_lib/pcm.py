@@ -23,6 +23,7 @@ counter-based stream, which a chip uses: the same draws on every device and back
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -229,7 +230,6 @@ def time_grid(times_s, params: PCMParams | None = None, name: str = "times_s") -
                                 f"to 0 (drift_scale {params.drift_scale:g}); use times below {t_all:.1e} s")
         t_some = underflow_time_s(params.t0_s, params.drift_scale, NU_MAX, 1.0)
         if t_max >= t_some:
-            import warnings  # stdlib; here so that this block stays at the end of the module
             warnings.warn(f"{name}: at {t_max:g} s the most-drifting devices' float32 conductances "
                           f"underflow to 0 (from {t_some:.1e} s on); results there are not physical",
                           stacklevel=3)

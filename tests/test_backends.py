@@ -83,7 +83,6 @@ def test_each_layer_agrees_with_the_reference_but_at_adc_edges(reads, backend):
         for layer in (ref, other_layers[name]):
             layer.images_seen = 0  # both compute images 0..49 of the read: the same noise rows
         y_ref, y = ref(inputs[name]), other_layers[name](inputs[name])
-        per = ref.periphery
         level = _adc_level(ref, inputs[name]).expand_as(y_ref)
         d = (y - y_ref).abs()
         differ = d > 1e-4 * level

@@ -2,7 +2,6 @@
 definition of t = 0, and one exercise style (each numbered exercise checks its answer or is a
 discussion question listed on the instructors' page)."""
 import json
-import math
 import re
 from pathlib import Path
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from aimc_lib import periphery as P
 from aimc_lib import rng
-from aimc_lib.converters import Periphery, dac_levels_, half_levels, in_step, out_step
+from aimc_lib.converters import Periphery, dac_levels_, in_step, out_step
 
 SHAPES = [(3, 16, 1, 2, 8), (16, 28, 2, 2, 8), (28, 28, 1, 1, 6), (56, 56, 1, 1, 4)]  # c, cout, stride, n, hw
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
