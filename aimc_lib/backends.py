@@ -5,11 +5,13 @@ computes the same thing faster on some hardware, drawing the same output noise (
 :mod:`aimc_lib.rng`):
 
 * ``"torch"``: the reference itself, on any device.
-* ``"c"``: on x86-64 CPUs with AVX2 and FMA, the abs-max DAC conv as one compiled pass
-  (:func:`aimc_lib.periphery_cpu.dac_conv`: DAC levels, product and output stage a few output pixels
-  at a time in the L1 cache); the other layers' output stage as one compiled loop after PyTorch's
-  product. It is built on first use into the user's cache folder; without a C compiler (and no
-  prebuilt copy) it is unavailable.
+* ``"c"``: on CPUs, compiled C (:mod:`aimc_lib.periphery_cpu`). On x86-64 CPUs with AVX2 and FMA
+  the abs-max DAC conv runs as one compiled pass (:func:`aimc_lib.periphery_cpu.dac_conv`: DAC
+  levels, product and output stage a few output pixels at a time in the L1 cache); on other CPUs
+  (e.g. ARM) as compiled loops around PyTorch's matrix product (abs-max, DAC patch matrix, output
+  stage). The other layers' output stage is one compiled loop after PyTorch's product. The library is
+  built on first use into the user's cache folder; without a C compiler (and no prebuilt copy) this
+  backend is unavailable.
 * ``"triton"``: on CUDA GPUs (compute capability 8 or newer) with Triton, the abs-max DAC conv as
   one fused kernel (:mod:`aimc_lib.periphery_triton`); every other step runs the reference's
   PyTorch ops on the GPU.
@@ -44,7 +46,7 @@ def available(name: str, device: torch.device | str = "cpu") -> bool:
     if name == "torch":
         return True
     if name == "c":
-        return device.type == "cpu" and periphery_cpu.has_dac_conv()
+        return device.type == "cpu" and periphery_cpu.available()
     if name == "triton":
         return (device.type == "cuda" and _triton().available
                 and torch.cuda.get_device_capability(device)[0] >= 8)  # TF32 tensor cores (Ampere or newer)
@@ -90,6 +92,32 @@ def _dac_conv_c(x, w4d, conv, per, noise, row0, digital_scale):
     return out.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory
 
 
+def _patch_matrix_conv_c(x, w4d, conv, per, noise, row0, digital_scale):
+    """The abs-max DAC conv as compiled loops around PyTorch's product (CPUs without AVX2): the
+    reference's chunks, its abs-max, DAC patch matrix and output stage in C, the product ``torch.mm``."""
+    step = in_step(per)
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    n, c = x.shape[:2]
+    x_nhwc = x.permute(0, 2, 3, 1).contiguous()
+    s = periphery._nonzero_scale(periphery._window_max(periphery_cpu.channel_abs_max(x_nhwc), conv))
+    ho, wo = s.shape[-2:]
+    inv = (1.0 / (s * step)).contiguous()
+    k, cout = kh * kw * c, w4d.shape[0]
+    w_mat = w4d.permute(2, 3, 1, 0).reshape(k, cout)
+    chunk = max(1, min(n, periphery.PATCH_CHUNK_BYTES // (ho * wo * k * x.element_size())))
+    out = torch.empty((n, ho, wo, cout), dtype=x.dtype)
+    cols = torch.empty((chunk, ho, wo, kh * kw, c), dtype=x.dtype)
+    for b0 in range(0, n, chunk):
+        b1 = min(n, b0 + chunk)
+        cb = cols[: b1 - b0]
+        periphery_cpu.dac_patches(x_nhwc[b0:b1], inv[b0:b1], cb, (kh, kw), (sh, sw), (ph, pw),
+                                  half_levels(per.inp_bits), per.inp_bound < 1.0)
+        rows = out[b0:b1].view(-1, cout)
+        torch.mm(cb.view(-1, k), w_mat, out=rows)
+        _c_output_stage_(rows, step, s[b0:b1], per, noise, row0 + b0, ho * wo, digital_scale)
+    return out.permute(0, 3, 1, 2)
+
+
 def conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periphery, noise: Stream | None,
            digital_scale: float, row0: int, backend: str) -> torch.Tensor:
     """:func:`aimc_lib.periphery.analog_conv2d` on a resolved ``backend``."""
@@ -100,7 +128,9 @@ def conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per: Periph
     if backend == "triton" and dac_conv and _triton().supports(x, w4d_norm, per):
         return _triton().dac_conv(x, w4d_norm, conv.stride, conv.padding, per, digital_scale, noise, row0)
     if backend == "c" and dac_conv and x.dtype == torch.float32:
-        return _dac_conv_c(x, w4d_norm, conv, per, noise, row0, digital_scale)
+        if periphery_cpu.has_dac_conv():
+            return _dac_conv_c(x, w4d_norm, conv, per, noise, row0, digital_scale)
+        return _patch_matrix_conv_c(x, w4d_norm, conv, per, noise, row0, digital_scale)
     return periphery.analog_conv2d(x, w4d_norm, conv, per, noise, digital_scale, row0)
 
 

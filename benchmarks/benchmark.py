@@ -34,6 +34,7 @@ import torch
 
 from aimc_lib import backends, rng
 from aimc_lib.config import eval_batch_size, provenance, strict_fp32
+from aimc_lib.cpu_memory import keep_freed_memory
 from aimc_lib.data import batches, load_cifar10
 from aimc_lib.evaluation import accuracy
 from aimc_lib.mapping import AnalogChip
@@ -85,6 +86,7 @@ def main(argv=None):
                     help="split whose first images feed the training-step timings (test: where only the "
                          "test set is at hand, e.g. a machine the training set cannot be copied to)")
     a = ap.parse_args(argv)
+    keep_freed_memory()  # as the CLI and the notebooks do (aimc_lib.cpu_memory)
     if a.threads:
         torch.set_num_threads(a.threads)
     test = load_cifar10("test")

@@ -94,6 +94,25 @@ def test_each_layer_agrees_with_the_reference_but_at_adc_edges(reads, backend):
     assert apart <= 1e-4 * total, (apart, total)
 
 
+@pytest.mark.skipif("c" not in OTHERS, reason="needs the compiled CPU library")
+def test_cpus_without_avx2_run_compiled_loops_around_the_product(reads, monkeypatch):
+    """On a CPU without the one-pass conv (e.g. ARM), backend "c" is the reference's patch matrix with its
+    abs-max, DAC and output stage compiled: the same numbers (noise within float rounding)."""
+    from aimc_lib import periphery_cpu
+    models, test = reads
+    x = aimc_lib.data.normalize(test.x[:20], DEVICE).contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(periphery_cpu, "has_dac_conv", lambda: False)
+    monkeypatch.setattr(periphery_cpu, "dac_conv", None)  # never called
+    with torch.no_grad():
+        for layer in (models["c"].conv1, models["torch"].conv1):
+            layer.images_seen = 0  # both compute images 0..19 of the read: the same noise rows
+        y_c, y_ref = models["c"].conv1(x), models["torch"].conv1(x)
+        level = _adc_level(models["torch"].conv1, x).expand_as(y_ref)
+    differ = (y_c - y_ref).abs() > 1e-4 * level
+    assert int(differ.sum()) <= 1e-4 * y_ref.numel()
+    torch.testing.assert_close((y_c - y_ref).abs()[differ], level[differ], rtol=1e-4, atol=0)
+
+
 @pytest.mark.parametrize("backend", OTHERS)
 def test_a_chip_predicts_the_same_on_every_backend(reads, backend):
     models, test = reads

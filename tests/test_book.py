@@ -197,15 +197,9 @@ def test_static_slider_moves_the_plot(browser, server, page_name):
     page.close()
 
 
-# Pages whose code lines are wrapped to the page (about 76 characters at 1280 px). The others still
-# have wider lines (issue 23, unfinished): wrap them, or let code cells wrap in the theme's CSS.
-CODE_FITS = {"book/01_crossbars"}
-WIDE_CODE = pytest.mark.xfail(strict=True, reason="code lines wider than the page (issue 23, unfinished)")
-
-
+# Code lines longer than the text column (about 76 characters at 1280 px) wrap (book/_static/code-wrap.css).
 @book
-@pytest.mark.parametrize("page_name", [p if p in CODE_FITS else pytest.param(p, marks=WIDE_CODE)
-                                       for p in notebook_pages()])
+@pytest.mark.parametrize("page_name", notebook_pages())
 def test_code_cells_fit_the_page_width(browser, server, page_name):
     """No code cell's input is cut off at the right edge of the page (no horizontal scrolling)."""
     page, _ = open_page(browser, urljoin(server, f"{page_name}.html"))

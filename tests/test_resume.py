@@ -43,9 +43,9 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path, monkeypatch, compensa
     computed = []
     orig = AnalogChip.__init__
 
-    def spy(self, model, params=PCMParams(), seed=0):
+    def spy(self, model, params=PCMParams(), seed=0, **kw):
         computed.append(seed)
-        orig(self, model, params, seed)
+        orig(self, model, params, seed, **kw)
     monkeypatch.setattr(AnalogChip, "__init__", spy)
     res = accuracy_vs_time(MODEL, TEST, results_path=out, **kw)
     assert computed == [7]  # only the chip that was missing

@@ -154,7 +154,8 @@ def test_the_result_meta_is_the_run_description():
     res = accuracy_vs_time(MODEL, TEST, run.times_s, n_chips=2, seed=3, model_name="tiny",
                            periphery=Periphery(out_noise=0.01), progress=False)
     assert {k: res["meta"][k] for k in run.meta()} == run.meta()
-    assert DriftRun.from_meta(res) == dataclasses.replace(run, test_subset=len(TEST), fp32_accuracy=res["meta"]["fp32_accuracy"])
+    assert DriftRun.from_meta(res) == dataclasses.replace(run, test_subset=len(TEST), fp32_accuracy=res["meta"]["fp32_accuracy"],
+                                                          backend=res["meta"]["periphery_backend"])
 
 
 # ---------------------------------------------------------------- weight noise
