@@ -2,7 +2,9 @@
 
     python scripts/device_checks.py --model resnet32-fp32 --report checks.json
 
-1. A seed names the same chip on CPU and GPU: the weights an ``AnalogChip`` hands back agree.
+1. A seed names the same chip on CPU and GPU: the weights an ``AnalogChip`` hands back agree (the
+   chip is programmed and read on each device from the same counter-based stream: equal up to the
+   float32 rounding of log, pow, sin and cos on each device).
 2. Test accuracy on the GPU (FP32 and one analog read) agrees with the CPU's, to a few images.
 3. FP32 and noise-aware training run on CUDA: the loss falls, and a resumed run ends with the
    same weights as an uninterrupted one.
@@ -55,9 +57,10 @@ def main(argv=None) -> int:
     # 1. the same chip on both devices
     w_cpu = AnalogChip(cpu_model, seed=3).weights_at(DAY_S)
     w_gpu = AnalogChip(gpu_model, seed=3).weights_at(DAY_S)
-    diff = max(float((w_cpu[k] - w_gpu[k].cpu()).abs().max()) for k in w_cpu)
+    diff = max(float((w_cpu[k] - w_gpu[k].cpu()).abs().max() / w_cpu[k].abs().max()) for k in w_cpu)
     on_gpu = all(w.is_cuda for w in w_gpu.values())
-    record("same_chip_cpu_gpu", diff == 0.0 and on_gpu, max_abs_weight_difference=diff, weights_on_gpu=on_gpu)
+    record("same_chip_cpu_gpu", diff <= 1e-5 and on_gpu, max_weight_difference_relative_to_w_max=diff,
+           weights_on_gpu=on_gpu)
 
     # 2. accuracy agrees (different kernels: a few borderline images may flip)
     for label, make in (("fp32", lambda m: m), ("analog_1day_gdc", lambda m: AnalogChip(m, seed=3).read(DAY_S))):
@@ -72,29 +75,25 @@ def main(argv=None) -> int:
         record(f"accuracy_{label}", flips <= 10, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
                predictions_differing=flips, seconds_cpu=round(t_cpu, 2), seconds_gpu=round(t_gpu, 2))
 
-    # 2b. the periphery. Without output noise the converters are deterministic, but they turn a
-    # last-bit difference between the GPU's and the CPU's kernels into a whole DAC or ADC step,
-    # in 34 layers: on an H200, 34 of 10,000 predictions differed (2026-11-26), so allow 1 %.
-    # With output noise the two devices draw different noise (a CUDA generator's numbers are not
-    # a CPU generator's), so predictions differ by the noise (758 and 800 on the H200) and only the
-    # accuracies can agree. How well: if each of the k differing predictions is as likely to be right
-    # on one device as on the other, the accuracies differ by about 100 * sqrt(k) / N points (a
-    # sign test), so allow 3 of those. (A fixed 0.5 points, set after a first run that differed by
-    # 0.22, failed the second run at 0.59 with 800 differing predictions: 2.1 such units.)
+    # 2b. the periphery. Both devices draw the same output noise (one counter-based stream), so a
+    # chip's predictions agree except where a last-bit difference between the GPU's and the CPU's
+    # kernels turns into a whole DAC or ADC step (on an H200, 34 of 10,000 predictions differed
+    # without noise, 2026-11-26): allow 1 % of the predictions to differ, and the accuracies
+    # to differ by at most 5 test images of 10,000.
     no_noise = Periphery(inp_bits=8, out_bits=8, out_bound=10.0, gdc_readout="exact")
-    for label, per, max_flips in (("periphery_no_noise", no_noise, 100),
-                                  ("periphery_aihwkit_like", Periphery.aihwkit_like(), None)):
+    for label, per in (("periphery_no_noise", no_noise), ("periphery_aihwkit_like", Periphery.aihwkit_like())):
         t0 = time.time()
-        p_gpu = predict(AnalogChip(gpu_model, seed=3).read(DAY_S, periphery=per), test)
+        read_gpu = AnalogChip(gpu_model, seed=3).read(DAY_S, periphery=per)
+        p_gpu = predict(read_gpu, test)
         t_gpu = time.time() - t0
-        p_cpu = predict(AnalogChip(cpu_model, seed=3).read(DAY_S, periphery=per), test)
+        read_cpu = AnalogChip(cpu_model, seed=3).read(DAY_S, periphery=per)
+        p_cpu = predict(read_cpu, test)
         flips = int((p_gpu != p_cpu).sum())
         acc = [percent_correct(p, test.y) for p in (p_cpu, p_gpu)]
-        max_points = 3 * 100 * flips ** 0.5 / len(test.y)
-        ok = flips <= max_flips if max_flips is not None else abs(acc[0] - acc[1]) <= max_points
-        record(f"accuracy_{label}", ok, accuracy_cpu=acc[0], accuracy_gpu=acc[1],
-               predictions_differing=flips, allowed_points=None if max_flips is not None else round(max_points, 2),
-               seconds_gpu=round(t_gpu, 2))
+        backends = [next(m.backend for m in r.modules() if hasattr(m, "backend")) for r in (read_cpu, read_gpu)]
+        ok = flips <= len(test.y) // 100 and abs(acc[0] - acc[1]) <= 100 * 5 / 10_000 + 1e-9
+        record(f"accuracy_{label}", ok, accuracy_cpu=acc[0], accuracy_gpu=acc[1], predictions_differing=flips,
+               backends=backends, seconds_gpu=round(t_gpu, 2))
 
     # 3. training on CUDA (the test images stand in for training data: a smoke check, not a result)
     torch.backends.cudnn.deterministic = True
