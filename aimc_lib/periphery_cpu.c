@@ -590,18 +590,42 @@ AVX512 static void normals_row_avx512(const stream_t *s, uint32_t row, int64_t j
     normals_run_avx512(&p, j0, n, dst);
 }
 
-/* One image's stream row, ready for the conv's blocks of outputs, with the instruction set isa (1 or 2). */
-typedef struct { int isa; int64_t img; philox_row_t r8; philox_row16_t r16; } noise_row_t;
+/* One image's stream row, ready for the conv's blocks of outputs, with the instruction set isa (1 or 2). The
+ * blocks take the row's values in order, a few rows of outputs at a time, so the values are drawn a chunk (32 or
+ * 64, aligned to a multiple of the chunk) at a time and the rest of a chunk kept for the next block: no value
+ * is drawn twice. */
+typedef struct { int isa; int64_t img, buf_j; philox_row_t r8; philox_row16_t r16; float buf[64]; } noise_row_t;
 
 static void noise_row_set(noise_row_t *nr, const stream_t *s, int64_t img, uint32_t row) {
     nr->img = img;
+    nr->buf_j = -1;
     if (nr->isa == 2) philox_row16_setup(s, row, &nr->r16);
     else philox_row_setup(s, row, &nr->r8);
 }
 
-static void noise_run(const noise_row_t *nr, int64_t j0, int64_t n, float *dst) {
-    if (nr->isa == 2) normals_run_avx512(&nr->r16, j0, n, dst);
-    else normals_run_avx2(&nr->r8, j0, n, dst);
+/* The chunk of values j .. j + chunk - 1 (j a multiple of the chunk) into dst. */
+static void noise_chunk(const noise_row_t *nr, int64_t j, float *dst) {
+    if (nr->isa == 2) normals_run_avx512(&nr->r16, j, 64, dst);
+    else normals_run_avx2(&nr->r8, j, 32, dst);
+}
+
+/* Values j0 .. j0 + n - 1 of the row into dst[0 .. n). */
+static void noise_run(noise_row_t *nr, int64_t j0, int64_t n, float *dst) {
+    const int64_t chunk = nr->isa == 2 ? 64 : 32;
+    while (n > 0) {
+        const int64_t base = j0 - j0 % chunk;
+        if (j0 == base && n >= chunk && nr->buf_j != base) { /* whole chunks straight into dst */
+            const int64_t whole = n - n % chunk;
+            if (nr->isa == 2) normals_run_avx512(&nr->r16, j0, whole, dst);
+            else normals_run_avx2(&nr->r8, j0, whole, dst);
+            j0 += whole; dst += whole; n -= whole;
+            continue;
+        }
+        if (nr->buf_j != base) { noise_chunk(nr, base, nr->buf); nr->buf_j = base; }
+        const int64_t take = base + chunk - j0 < n ? base + chunk - j0 : n;
+        memcpy(dst, nr->buf + (j0 - base), sizeof(float) * (size_t)take);
+        j0 += take; dst += take; n -= take;
+    }
 }
 
 /* dst[0 .. len) = the DAC levels of src[0 .. len) at input gain s: round(src * s), clipped to +-half if clip_in. */
