@@ -31,6 +31,7 @@ from . import periphery, periphery_cpu
 from .converters import Periphery, dac_levels_, half_levels, in_step, out_step, output_stage_args
 from .rng import Stream
 
+#: The choices of ``backend=`` (module docstring).
 BACKENDS = ("auto", "torch", "c", "triton")
 
 
@@ -158,7 +159,7 @@ class AnalogLayer(nn.Module):
     column, driven by a constant input 1. ``noise`` is the stream of the output noise; the layer
     counts the images it has computed, so image ``k`` of everything it computes after the read
     gets row ``k`` of the stream, however the images are batched. ``backend``: see
-    :data:`BACKENDS` (resolved for the weights' device when the layer is made).
+    :data:`aimc_lib.backends.BACKENDS` (resolved for the weights' device when the layer is made).
 
     A read is for inference: no gradient flows through the converters (rounding has none), so
     the forward pass runs without autograd even where it is enabled (a plain ``model(x)`` call).

@@ -17,8 +17,8 @@ GDC_READOUTS = ("exact", "periphery")
 GDC_READOUT_FLOOR = 1e-4  # aihwkit's clamp(min=0.0001) of the readout
 #: Converter resolutions above this are beyond float32's resolution (use None for an ideal converter).
 MAX_BITS = 24
-#: Largest converter range (inp_bound, out_bound) accepted: far beyond any real periphery, small enough
-#: that its levels and products stay finite in float32.
+#: Largest converter range (inp_bound, out_bound) accepted, far beyond any real periphery and small
+#: enough that its levels and products stay finite in float32.
 MAX_BOUND = 1e6
 #: Largest output noise std accepted (normalised output units; 1 is a full-scale output).
 MAX_OUT_NOISE = 1e3

@@ -46,7 +46,7 @@ the image (channels-last order: ``(h * Wo + w) * C_out + c`` for a conv, the out
 linear layer). So every backend draws the same noise, however the images are batched.
 
 Where this differs from aihwkit's torch tile forward (``simulator/tiles/analog_mvm.py`` with
-``simulator/parameters/io.py``), for the preset :meth:`Periphery.aihwkit_like`:
+``simulator/parameters/io.py``), for the preset :meth:`~aimc_lib.converters.Periphery.aihwkit_like`:
 
 * weights are normalised per layer (one ``W_max`` per crossbar, aihwkit's
   ``weight_scaling_omega = 1`` without column-wise scaling); a layer is one crossbar of at most

@@ -36,7 +36,7 @@ exactly on an ADC level's edge may then land one level apart (tested).
 **A checked interface**: :data:`DECLARATIONS` is the one statement of every exported C function's
 name, return type and argument types and names. The ctypes signatures come from it, and so does a C
 header of prototypes, included when the C file is compiled: a C definition that disagrees with it does
-not compile (tested). Calls go through it by argument name (:func:`_call`).
+not compile (tested). Calls go through it by argument name (``_call``).
 
 **Build**: on first use the C file is compiled with the system's C compiler (``$CC``, else ``cc``,
 ``gcc`` or ``clang``; about a second, once per machine) into the platform's cache directory:
@@ -75,7 +75,7 @@ SOURCE = Path(__file__).with_name("periphery_cpu.c")
 CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno", "-std=c99",
           "-Werror=implicit-function-declaration", "-Werror=missing-prototypes"]
 
-#: Every exported C function: name -> (return type, [(argument type, argument name), ...]). The ctypes
+#: Every exported C function, as name -> (return type, [(argument type, argument name), ...]). The ctypes
 #: signatures and the C header included when compiling are both generated from it.
 DECLARATIONS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "dac_conv_available": ("int32_t", []),
@@ -297,7 +297,7 @@ def _check_noise_sd(noise_sd: float) -> None:
         raise ValueError(f"noise_sd must be a finite number >= 0, got {noise_sd!r}")
 
 
-#: The instruction sets of the compiled normals: plain C loops (any CPU), AVX2 and FMA, AVX-512F.
+#: The instruction sets of the compiled normals, from plain C loops (any CPU) to AVX2 and FMA and AVX-512F.
 ISAS = ("portable", "avx2", "avx512")
 _isa_limit = len(ISAS) - 1
 
@@ -398,7 +398,7 @@ def output_stage_(y_rows: torch.Tensor, gain: float | torch.Tensor, row_scale: t
     return y_rows
 
 
-#: Images per group of the compiled one-pass conv: the groups are shared out among torch's threads. The
+#: Images per group of the compiled one-pass conv, the unit shared out among torch's threads. The
 #: noise of an output is named by its image, pixel and channel, so it does not depend on them.
 IMAGES_PER_GROUP = 8
 

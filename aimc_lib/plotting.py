@@ -255,7 +255,7 @@ def plot_training_log(log: dict, upto_epoch: int | None = None, n_train_images: 
 # -------------------- Chapter 5. Custom (noise-aware) training
 
 
-#: The line styles of the paper's figure: FP32 baseline, custom training, direct mapping. Chapter 5.
+#: The line styles of the paper's figure (FP32 baseline, custom training, direct mapping). Chapter 5.
 STYLE = {
     "fp32": dict(color="black", linestyle="--", linewidth=1.5),
     "custom": dict(color="tab:blue", marker="s", markersize=5, linewidth=1.5),

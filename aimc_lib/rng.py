@@ -117,8 +117,8 @@ def uint32_blocks(seed: int, words: tuple[int, int], rows: int, blocks: int, row
     return torch.stack(philox4x32(c0, c1, c2.expand_as(c0), c3.expand_as(c0), seed), dim=-1)
 
 
-#: Counters per chunk on a CPU: the chunk's words stay in the cache through Philox's ten rounds
-#: (about 2.5x faster than whole tensors at a hundred images of ResNet-32 outputs).
+#: Counters per chunk on a CPU, so that the chunk's words stay in the cache through Philox's ten
+#: rounds (about 2.5x faster than whole tensors at a hundred images of ResNet-32 outputs).
 CPU_CHUNK_BLOCKS = 1 << 16
 
 
