@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checks import note_input
 from .models import check_finite
 
 
@@ -64,6 +65,7 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} is a folder, not a file (did you mean {path / 'model.pt'}?)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    note_input(path)  # no output of this process may replace it
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:

@@ -146,24 +146,78 @@ def writable_folder(folder, name: str = "output") -> None:
         raise ArgumentError(f"{name}: cannot write in folder {folder} ({e.strerror or e})") from None
 
 
+def resolved(p) -> Path | None:
+    """``p`` with every link followed and made absolute (``None`` for a link loop or an unusable path)."""
+    try:
+        return Path(p).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+
+
 def same_file(a, b) -> bool:
-    """True if paths ``a`` and ``b`` name the same existing file (also through links)."""
+    """True if paths ``a`` and ``b`` are one file: the same resolved path (links followed, also for a
+    file that does not exist yet) or the same existing file (hard links too)."""
+    ra, rb = resolved(a), resolved(b)
+    if ra is not None and ra == rb:
+        return True
     try:
         return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
     except OSError:
         return False
 
 
+# Files this process has read as the input of a computation (data sets, checkpoints, calibration
+# images): every output check compares against them, so that an output never replaces an input.
+_INPUTS_READ: set[Path] = set()
+
+
+def note_input(path) -> None:
+    """Record that this process read ``path`` as an input (called by the loaders of data and models)."""
+    r = resolved(path)
+    if r is not None:
+        _INPUTS_READ.add(r)
+
+
+def inputs_read() -> list[Path]:
+    """The files recorded by :func:`note_input`."""
+    return sorted(_INPUTS_READ)
+
+
+def expand_inputs(inputs) -> list[Path]:
+    """The input paths of a run, a folder (a data folder) standing for itself and the files in it."""
+    out = []
+    for i in inputs:
+        if i is None:
+            continue
+        out.append(Path(i))
+        try:
+            if Path(i).is_dir():
+                out.extend(sorted(Path(i).iterdir()))
+        except OSError:
+            pass
+    return out
+
+
+def not_an_input(path, name: str, inputs=()) -> None:
+    """ArgumentError if writing ``path`` would replace an input of the run: one of ``inputs`` (files,
+    or folders with their files) or a file this process has read (:func:`note_input`), compared by
+    resolved identity (links and hard links followed), not by name."""
+    for i in [*expand_inputs(inputs), *_INPUTS_READ]:
+        if same_file(path, i):
+            raise ArgumentError(f"{name} {path} is also an input ({i}); writing it would destroy the input: "
+                                f"choose another output name")
+
+
 def output_file(path, name: str = "--out", inputs=(), force: bool = False) -> Path:
-    """Check an output file before any computation: not an input (never, even with ``force``), not a
-    folder, in an existing writable folder, and not an existing file unless ``force``."""
+    """Check an output file before any computation: not an input (never, even with ``force``; see
+    :func:`not_an_input`), not a folder, in an existing writable folder, and not an existing file
+    unless ``force``."""
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"{name} must be a file path, got {path!r}")
     p = Path(path)
-    for i in inputs:
-        if i is not None and same_file(p, i):
-            raise ArgumentError(f"{name} {path} is also an input ({i}); writing it would destroy the input: "
-                                f"choose another output name")
+    if resolved(p) is None:
+        raise ArgumentError(f"{name} {path} cannot be resolved (a link loop?); give a plain file name")
+    not_an_input(p, name, inputs)
     if p.is_dir():
         raise ArgumentError(f"{name} {path} is a folder; give a file name")
     if p.exists() and not p.is_file():
@@ -173,3 +227,100 @@ def output_file(path, name: str = "--out", inputs=(), force: bool = False) -> Pa
     if p.exists() and not force:
         raise ArgumentError(f"{name} {path} exists; pass --force to replace it, or choose another name")
     return p
+
+
+class OutputBusy(ArgumentError):
+    """Another process is writing the same output."""
+
+
+def lock_path(output) -> Path:
+    """The lock file of ``output``: ``.<name>.lock`` next to it (one lock for the output and its partial file)."""
+    r = resolved(output) or Path(output).absolute()
+    return r.with_name(f".{r.name}.lock")
+
+
+class OutputLock:
+    """Exclusive ownership of an output (and its partial file) for a run's whole life.
+
+    An OS lock (``fcntl.flock``; ``msvcrt.locking`` on Windows) on ``.<name>.lock`` next to the
+    output, taken without waiting: a second run on the same output, in this or another process,
+    is refused at once with :class:`OutputBusy`. The OS drops the lock when its process ends, so
+    the lock file of a crashed or killed run is stale by construction and simply taken over.
+    Reentrant within one process (the command line locks, then the run it calls locks again).
+    Use as a context manager, or ``acquire()`` / ``release()``.
+    """
+
+    _held: dict[Path, list] = {}  # lock file -> [fd, count], for this process
+
+    def __init__(self, output, name: str = "--out"):
+        self.output, self.name = output, name
+        self.path = lock_path(output)
+
+    def acquire(self) -> "OutputLock":
+        held = OutputLock._held.get(self.path)
+        if held is not None:
+            held[1] += 1
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise ArgumentError(f"{self.name} {self.output}: cannot create the lock file {self.path} "
+                                    f"({e.strerror or e})") from None
+            if not _try_lock(fd):
+                try:
+                    owner = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                except OSError:
+                    owner = "?"
+                finally:
+                    os.close(fd)
+                raise OutputBusy(f"{self.name} {self.output} is being written by another run (pid {owner}, "
+                                 f"lock {self.path}); wait for it to finish, or choose another output")
+            try:  # the file we locked must still be the lock file (a finishing run removes it)
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        OutputLock._held[self.path] = [fd, 1]
+        return self
+
+    def release(self) -> None:
+        held = OutputLock._held.get(self.path)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del OutputLock._held[self.path]
+            try:
+                os.unlink(self.path)  # while still locked: a waiting run then sees a new file
+            except OSError:
+                pass
+            os.close(held[0])
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock ``fd`` exclusively without waiting; False if another open file holds the lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False

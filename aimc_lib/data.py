@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import ArgumentError, integer, seed as check_seed
+from .checks import ArgumentError, integer, note_input, seed as check_seed
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -102,6 +102,7 @@ def _load_npz(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         f = folder / name
         if not f.is_file():
             raise DataError(f"CIFAR-10 file {f} is missing. {_HOW_TO_GET}")
+        note_input(f)  # no output of this process may replace it
         try:
             with np.load(f) as d:
                 xs.append(d["x"])
@@ -121,6 +122,9 @@ def _load_torchvision(root: Path, split: str, download: bool) -> tuple[np.ndarra
         ds = CIFAR10(str(root), train=(split == "train"), download=download)
     except RuntimeError as e:
         raise DataError(f"CIFAR-10 not found under {root} ({e}). {_HOW_TO_GET}") from e
+    base = Path(root) / "cifar-10-batches-py"
+    for f in (sorted(base.iterdir()) if base.is_dir() else []):
+        note_input(f)  # no output of this process may replace them
     return np.asarray(ds.data), np.asarray(ds.targets, dtype=np.uint8)
 
 
@@ -235,6 +239,7 @@ def save_split(split: Split, path: str | os.PathLike) -> None:
 
 def load_split(path: str | os.PathLike) -> Split:
     """Read a split written by :func:`save_split`; raises :class:`DataError` if it is unreadable."""
+    note_input(path)
     try:
         with np.load(path) as d:
             x, y = d["x"], d["y"]
