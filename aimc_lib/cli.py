@@ -328,6 +328,10 @@ def cmd_figure(a) -> int:
             raise ArgumentError(f"--out {out}: unknown image type {ext or '(no extension)'!r}; use one of "
                                 f".png, .svg, .pdf ({', '.join(sorted(supported))})")
     series = {label: load_results(path) for label, path in paths.items()}
+    for label, res in series.items():
+        if res["times_s"][0] <= 0:
+            raise ArgumentError(f"--{label} {paths[label]}: the figure's time axis is logarithmic, and the "
+                                f"file has a time of {res['times_s'][0]:g} s; only times > 0 can be drawn")
     _check_figure_inputs(series, paths)
     fp32 = a.fp32_accuracy
     if fp32 is None:  # the digital baseline measured on the same test images, recorded in the results

@@ -7,6 +7,7 @@ A result is a JSON dict with ``times_s``, ``mean``, ``std`` (over chips), ``per_
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,13 @@ def load_results(path) -> dict:
 
 
 def _numbers(v) -> bool:
-    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    """A list of finite numbers (JSON has no NaN or Inf, but Python's reader takes them)."""
+    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                       and math.isfinite(x) for x in v)
+
+
+#: How far a result's mean and std may be from the ones its chips give (percentage points).
+AGREEMENT_TOL = 1e-6
 
 
 def check_result(res, source: str = "result") -> None:
@@ -74,15 +81,27 @@ def check_result(res, source: str = "result") -> None:
         raise ValueError(f"{source}: 'times_s' must be >= 0 and increasing")
     for key in ("mean", "std"):
         if not _numbers(res[key]) or len(res[key]) != len(times):
-            raise ValueError(f"{source}: {key!r} must be a list of {len(times)} numbers (one per time)")
+            raise ValueError(f"{source}: {key!r} must be a list of {len(times)} numbers (finite, one per time)")
     rows = res["per_chip"]
     if not isinstance(rows, list) or not rows or any(not _numbers(r) or len(r) != len(times) for r in rows):
-        raise ValueError(f"{source}: 'per_chip' must be a list of rows of {len(times)} numbers (one row per chip)")
+        raise ValueError(f"{source}: 'per_chip' must be a list of rows of {len(times)} numbers "
+                         f"(finite, one row per chip)")
     if any(not (0 <= x <= 100) for r in rows for x in r) or any(not (0 <= x <= 100) for x in res["mean"]):
         raise ValueError(f"{source}: accuracies must be percentages in [0, 100]")
+    chips = np.asarray(rows, dtype=float)
+    mean = chips.mean(0)
+    std = chips.std(0, ddof=1) if len(rows) > 1 else np.zeros(len(times))
+    for key, want in (("mean", mean), ("std", std)):
+        j = int(np.argmax(np.abs(np.asarray(res[key]) - want)))
+        if abs(res[key][j] - want[j]) > AGREEMENT_TOL:
+            raise ValueError(f"{source}: {key!r} at {times[j]:g} s is {res[key][j]!r} but its chips ('per_chip') "
+                             f"give {float(want[j])!r}: the file was edited or is corrupted")
     meta = res["meta"]
     if not isinstance(meta, dict):
         raise ValueError(f"{source}: 'meta' must be a JSON object")
+    fp32 = meta.get("fp32_accuracy")
+    if fp32 is not None and not (_numbers([fp32]) and 0 <= fp32 <= 100):
+        raise ValueError(f"{source}: meta.fp32_accuracy must be a percentage in [0, 100], got {fp32!r}")
     if "n_chips" in meta and meta["n_chips"] != len(rows):
         raise ValueError(f"{source}: meta.n_chips is {meta['n_chips']!r} but 'per_chip' has {len(rows)} rows")
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .checkpoints import state_sha256
-from .result_files import load_results, save_results
+from .result_files import check_result, load_results, save_results
 from .checks import ArgumentError, not_an_input, resolved, writable_folder
 
 PARTIAL_SUFFIX = ".partial.json"
@@ -148,7 +148,10 @@ class ChipLog:
                           "seconds": round(self.seconds, 1)}, self.path)
 
     def finish(self, res: dict) -> dict:
-        """Write the final result to ``results_path`` (if any), remove the partial file; return ``res``."""
+        """Check the final result (finite, percentages, mean and std agreeing with the chips: a bad
+        number is an error naming it, never a file), write it to ``results_path`` (if any), remove the
+        partial file; return ``res``."""
+        check_result(res, "the result of this run")
         if self.results_path is not None:
             save_results(res, self.results_path)
             self.path.unlink(missing_ok=True)
