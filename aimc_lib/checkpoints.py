@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .checks import note_input
-from .models import check_finite
+from .models import check_finite, check_model_state
 
 
 class CheckpointError(RuntimeError):
@@ -90,7 +90,17 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
 
 def load_into(model: nn.Module, state: dict, source: str = "checkpoint") -> nn.Module:
     """Load ``state`` into ``model``, with a clear error if the architecture does not match or a
-    parameter or buffer (BatchNorm statistics too) holds NaN or Inf."""
+    parameter or buffer (BatchNorm statistics too) holds NaN or Inf, is of another dtype than the
+    network's (integer or half weights would be cast silently), or is an invalid model state
+    (BatchNorm variance <= 0: :func:`aimc_lib.models.check_model_state`)."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} holds no state dict (got {type(state).__name__})")
+    own = model.state_dict()
+    for key, t in state.items():
+        want = own.get(key)
+        if isinstance(t, torch.Tensor) and isinstance(want, torch.Tensor) and t.dtype != want.dtype:
+            raise CheckpointError(f"{source}: {key!r} holds {t.dtype} values; the network's {key!r} is "
+                                  f"{want.dtype}")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -98,6 +108,7 @@ def load_into(model: nn.Module, state: dict, source: str = "checkpoint") -> nn.M
                               f"{_architecture_difference(model.state_dict(), state)}") from e
     try:
         check_finite(model)
+        check_model_state(model)
     except ValueError as e:
         raise CheckpointError(f"{source}: {e}") from e
     return model

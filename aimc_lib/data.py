@@ -54,9 +54,9 @@ class Split:
         x, y = self.x, self.y
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise TypeError(f"Split needs tensors x and y, got {type(x).__name__} and {type(y).__name__}")
-        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"Split.x must be uint8 images [N, 3, H, W] (channels first), got {x.dtype} "
-                             f"{list(x.shape)}; use split_from_nhwc for [N, H, W, 3] arrays")
+        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != (3, 32, 32):
+            raise ValueError(f"Split.x must be uint8 CIFAR-10 images [N, 3, 32, 32] (channels first), got "
+                             f"{x.dtype} {list(x.shape)}; use split_from_nhwc for [N, 32, 32, 3] arrays")
         if y.dtype != torch.int64 or y.dim() != 1:
             raise ValueError(f"Split.y must be int64 labels [N], got {y.dtype} {list(y.shape)}")
         if len(x) != len(y):
@@ -289,9 +289,9 @@ def calibration_images(x, name: str = "calibration_x") -> torch.Tensor:
     if not x.dtype.is_floating_point:
         raise ArgumentError(f"{name} must hold normalized float images (aimc_lib.data.normalize), "
                             f"got dtype {x.dtype}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ArgumentError(f"{name} must have shape [N, 3, H, W], got {list(x.shape)}")
-    if x.shape[0] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
+    if x.dim() != 4 or x.shape[1] != 3 or (x.shape[0] >= 1 and tuple(x.shape[2:]) != (32, 32)):
+        raise ArgumentError(f"{name} must have shape [N, 3, 32, 32] (CIFAR-10 images), got {list(x.shape)}")
+    if x.shape[0] < 1:
         raise ArgumentError(f"{name} holds no images (shape {list(x.shape)}); AdaBS needs at least one")
     if not torch.isfinite(x).all():
         raise ArgumentError(f"{name} holds NaN or Inf values")

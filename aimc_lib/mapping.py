@@ -45,7 +45,7 @@ from . import pcm, rng
 from .checks import ArgumentError
 from .backends import AnalogLayer, resolve
 from .converters import Periphery
-from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
+from .models import analog_layers, check_finite, check_model_state, crossbar_matrix
 from .data import calibration_images
 from .periphery import one_hot_readout
 
@@ -132,8 +132,7 @@ class AnalogChip:
 
     def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0,
                  stream: str = rng.STREAM_NAME):
-        check_finite(model)
-        check_analog_model(model)
+        check_model_state(model)  # dtype, device, finite, BN variance, 3-channel input
         if not isinstance(params, pcm.PCMParams):
             raise ArgumentError(f"params must be an aimc_lib.pcm.PCMParams, got {type(params).__name__}")
         self.params = params
