@@ -24,6 +24,23 @@ class ArgumentError(ValueError, TypeError):
     """A public function or the command line got an argument outside its accepted range or type."""
 
 
+#: The longest value shown in an error message (a million numbers are not repeated back).
+SHOWN_CHARS = 80
+
+
+def shown(v, limit: int = SHOWN_CHARS) -> str:
+    """``repr(v)`` for an error message, cut to ``limit`` characters (with its length when cut)."""
+    try:
+        text = repr(v)
+    except Exception:  # a broken __repr__ must not hide the error being reported
+        text = f"<{type(v).__name__}>"
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    n = len(v) if hasattr(v, "__len__") else None
+    return text[:limit] + f"... ({n} items)" if isinstance(n, int) else text[:limit] + "..."
+
+
 def is_number(v) -> bool:
     """A real number (Python, numpy or a one-element tensor), not a bool or a string."""
     if isinstance(v, torch.Tensor):
@@ -38,11 +55,11 @@ def number(name: str, v, low: float | None = None, high: float | None = None,
     hi = "inf" if high is None else f"{high:g}"
     rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
     if not is_number(v):
-        raise ArgumentError(f"{name} must be a number in {rng}, got {v!r} ({type(v).__name__})")
+        raise ArgumentError(f"{name} must be a number in {rng}, got {shown(v)} ({type(v).__name__})")
     x = float(v)
     if (not math.isfinite(x) or (low is not None and (x < low or (low_open and x == low)))
             or (high is not None and (x > high or (high_open and x == high)))):
-        raise ArgumentError(f"{name} must be a finite number in {rng}, got {v!r}")
+        raise ArgumentError(f"{name} must be a finite number in {rng}, got {shown(v)}")
     return x
 
 
@@ -54,7 +71,7 @@ def integer(name: str, v, low: int | None = None, high: int | None = None) -> in
         isinstance(v, torch.Tensor) and v.numel() == 1 and not v.dtype.is_floating_point
         and not v.dtype.is_complex and v.dtype != torch.bool)
     if not ok_type:
-        raise ArgumentError(f"{name} must be an integer {rng}, got {v!r} ({type(v).__name__})".replace("  ", " "))
+        raise ArgumentError(f"{name} must be an integer {rng}, got {shown(v)} ({type(v).__name__})".replace("  ", " "))
     i = int(v)
     if (low is not None and i < low) or (high is not None and i > high):
         raise ArgumentError(f"{name} must be an integer {rng}, got {i}")
@@ -84,14 +101,14 @@ MAX_CHIPS = 1_000_000
 def bool_flag(name: str, v) -> bool:
     """``True`` or ``False`` (not 0, 1 or a string), else ArgumentError naming ``name``."""
     if not isinstance(v, bool):
-        raise ArgumentError(f"{name} must be True or False, got {v!r} ({type(v).__name__})")
+        raise ArgumentError(f"{name} must be True or False, got {shown(v)} ({type(v).__name__})")
     return v
 
 
 def choice(name: str, v, choices) -> str:
     """One of ``choices`` (strings), else ArgumentError naming ``name`` and the choices."""
     if not isinstance(v, str) or v not in choices:
-        raise ArgumentError(f"{name} must be one of {tuple(choices)}, got {v!r}")
+        raise ArgumentError(f"{name} must be one of {tuple(choices)}, got {shown(v)}")
     return v
 
 

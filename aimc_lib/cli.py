@@ -433,9 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: The longest error or warning line the command line prints (the rest is cut, with a note).
+ERROR_CHARS = 600
+
+
 def _one_line(e: BaseException) -> str:
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    return " ".join(str(msg).split()) or type(e).__name__
+    """An exception as one line of at most ERROR_CHARS characters; a bare KeyError (a missing field
+    in a file or a dict) is said as such instead of its key alone."""
+    if isinstance(e, KeyError) and e.args and not (isinstance(e.args[0], str) and " " in e.args[0]):
+        msg = f"a required field {e.args[0]!r} is missing (in a file or an argument)"
+    else:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    line = " ".join(str(msg).split()) or type(e).__name__
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS] + f"... ({len(line)} characters)"
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

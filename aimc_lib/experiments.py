@@ -178,6 +178,10 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
     if run.test_subset:
         test = test.subset(run.test_subset, seed=0)
     noisy = copy.deepcopy(model).eval()
+    n_points = len(etas) * n_repeats
+    warn_if_long(estimate_seconds(noisy, test, batch_size, n_points, accuracy), n_points,
+                 what="noisy-weight evaluations (etas x repeats)",
+                 advice="fewer etas, repeats or test images (test_subset) make it shorter")
     per = np.zeros((len(etas), n_repeats))
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     for i, eta in enumerate(tqdm(etas, desc="eta", disable=not progress)):

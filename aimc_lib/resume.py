@@ -177,9 +177,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} minutes"
 
 
-def warn_if_long(seconds: float, n_points: int, threshold_s: float = LONG_RUN_S) -> None:
-    """A warning with the estimate when a run would take longer than ``threshold_s``."""
+DRIFT_ADVICE = "fewer chips, times or test images (test_subset) make it shorter, and a results path lets it resume"
+
+
+def warn_if_long(seconds: float, n_points: int, threshold_s: float = LONG_RUN_S,
+                 what: str = "chip x time evaluations", advice: str = DRIFT_ADVICE) -> None:
+    """A warning with the estimate when a run (``n_points`` of ``what``) would take longer than ``threshold_s``."""
     if math.isfinite(seconds) and seconds > threshold_s:
-        warnings.warn(f"this run ({n_points} chip x time evaluations) will take about "
-                      f"{format_duration(seconds)} on this machine; fewer chips, times or test images "
-                      f"(test_subset) make it shorter, and a results path lets it resume", stacklevel=3)
+        warnings.warn(f"this run ({n_points} {what}) will take about {format_duration(seconds)} on this "
+                      f"machine; {advice}", stacklevel=3)

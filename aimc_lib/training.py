@@ -13,6 +13,7 @@ After every optimizer step each layer is clipped to ``+- clip_alpha * std(W_l)``
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -25,13 +26,14 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .checkpoints import load_state, save_atomic
+from .checkpoints import CheckpointError, load_into, load_state, save_atomic
 from .config import device_description, provenance
 from . import checks
 from .data import N_TEST, N_TRAIN, Split, batches
 from .evaluation import accuracy
 from .models import analog_layers, check_finite, resnet
 from .result_files import save_results
+from .resume import estimate_seconds, warn_if_long
 from .weight_noise import clip_weights, noisy_weights
 
 
@@ -180,6 +182,21 @@ def train_one_epoch(model, opt, train: Split, cfg: TrainConfig, epoch: int, tota
     return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
 
 
+#: A training step (forward, backward, update) costs about this many inference passes.
+TRAIN_STEP_PASSES = 3.0
+
+
+def estimate_train_seconds(model: nn.Module, train_split: Split, test_split: Split, cfg: TrainConfig,
+                           epochs: int) -> float:
+    """Rough duration (s) of ``epochs`` epochs: an inference pass timed on 100 images of a copy of
+    the model (the model itself is left as it is), times the training images and TRAIN_STEP_PASSES,
+    plus the test evaluation of every epoch."""
+    probe = copy.deepcopy(model)
+    per_epoch = TRAIN_STEP_PASSES * estimate_seconds(probe, train_split, cfg.batch_size, 1, accuracy) + \
+        estimate_seconds(probe, test_split, 1000, 1, accuracy)
+    return per_epoch * epochs
+
+
 def check_epoch_finite(model: nn.Module, rec: dict, epoch: int) -> None:
     """ValueError if epoch ``epoch`` diverged: a loss or a weight that is NaN or Inf (nothing is written)."""
     loss = rec.get("train_loss")
@@ -266,12 +283,23 @@ def _train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: Pat
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ck = load_state(ckpt_path)
-        saved = TrainConfig(**ck["config"])
+        missing = [k for k in ("config", "optimizer", "epoch", "log") if k not in ck]
+        if missing or not isinstance(ck["config"], dict):
+            raise CheckpointError(f"{ckpt_path} is not a training checkpoint (no {', '.join(missing) or 'config'}); "
+                                  f"use another run_dir, or delete it to start over")
+        try:
+            saved = TrainConfig(**ck["config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{ckpt_path} holds no valid training config ({e})") from None
         if not saved.same_run(cfg):
             raise ValueError(f"{ckpt_path} was written by a different config; use another run_dir.\n"
                              f"saved: {saved}\nnow:   {cfg}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        load_into(model, ck["model"], str(ckpt_path))
+        try:
+            opt.load_state_dict(ck["optimizer"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{ckpt_path}: its optimizer state does not fit this run ({type(e).__name__}: "
+                                  f"{str(e)[:120]})") from None
         log, start = ck["log"], ck["epoch"]
         if not isinstance(start, int) or not 0 <= start <= cfg.epochs or len(log) != start:
             raise ValueError(f"{ckpt_path} is at epoch {start!r} (with {len(log)} log records) but this run "
@@ -283,6 +311,10 @@ def _train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: Pat
             clip_weights(model, cfg.clip_alpha)
     total_steps = cfg.epochs * (len(train_split) // cfg.batch_size)
     end = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start + stop_after_epochs)
+    if end > start:  # the estimate of the whole run, also when this call stops early
+        warn_if_long(estimate_train_seconds(model, train_split, test_split, cfg, cfg.epochs - start),
+                     cfg.epochs - start, what="epochs", advice="fewer epochs or a training subset (train_subset) make it shorter, "
+                                           "and it resumes after its last finished epoch")
     for epoch in range(start, end):
         t0 = time.time()
         rec = train_one_epoch(model, opt, train_split, cfg, epoch, total_steps, progress)
