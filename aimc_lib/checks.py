@@ -215,11 +215,11 @@ def expand_inputs(inputs) -> list[Path]:
     return out
 
 
-def not_an_input(path, name: str, inputs=()) -> None:
+def not_an_input(path, name: str, inputs=(), files_read: bool = True) -> None:
     """ArgumentError if writing ``path`` would replace an input of the run: one of ``inputs`` (files,
-    or folders with their files) or a file this process has read (:func:`note_input`), compared by
-    resolved identity (links and hard links followed), not by name."""
-    for i in [*expand_inputs(inputs), *_INPUTS_READ]:
+    or folders with their files) or (``files_read``) a file this process has read (:func:`note_input`),
+    compared by resolved identity (links and hard links followed), not by name."""
+    for i in [*expand_inputs(inputs), *(_INPUTS_READ if files_read else ())]:
         if same_file(path, i):
             raise ArgumentError(f"{name} {path} is also an input ({i}); writing it would destroy the input: "
                                 f"choose another output name")

@@ -257,15 +257,15 @@ def check_run_outputs(run_dir, cfg: TrainConfig, inputs=()) -> None:
     ``inputs`` (e.g. the data folder) or a data file this process has read (by resolved identity,
     see :func:`aimc_lib.checks.not_an_input`); the run's own earlier files are its to replace."""
     run_dir = Path(run_dir)
-    own = {checks.resolved(run_dir / f) for f in RUN_FILES}
-    read = [i for i in checks.inputs_read() if i not in own]
+    folder = checks.resolved(run_dir)
+    read = [i for i in checks.inputs_read() if not (i.parent == folder and i.name in RUN_FILES)]
     if any(checks.same_file(run_dir, i) for i in checks.expand_inputs(inputs)):
         raise checks.ArgumentError(f"run_dir {run_dir} is an input folder of the run; choose another folder")
     for f in RUN_FILES:
         if cfg.init_from and checks.same_file(run_dir / f, cfg.init_from):
             raise checks.ArgumentError(f"init_from {cfg.init_from} lies in run_dir {run_dir}, which training "
                                        f"overwrites: copy it elsewhere or choose another run_dir")
-        checks.not_an_input(run_dir / f, f"run_dir file {f}:", [*inputs, *read])
+        checks.not_an_input(run_dir / f, f"run_dir file {f}:", [*inputs, *read], files_read=False)
 
 
 def _train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: Path, progress: bool,

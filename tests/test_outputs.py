@@ -120,3 +120,18 @@ def test_same_file_follows_links_and_missing_files(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     with pytest.raises(ArgumentError, match="cannot be resolved|is a folder|not a regular|exists"):
         checks.output_file(tmp_path / "loop", "--out", force=True)
+
+
+def test_a_training_run_may_replace_its_own_files_read_before(tmp_path, data_path):
+    """Its own checkpoint, read by an earlier call in this process, is the run's to replace; a data file is not."""
+    from aimc_lib.training import TrainConfig, check_run_outputs
+    run = tmp_path / "run"
+    run.mkdir()
+    save_atomic({"model": tiny_model().state_dict()}, run / "checkpoint.pt")
+    load_state(run / "checkpoint.pt")
+    cfg = TrainConfig(depth=8, widths=(4, 4, 8), epochs=1)
+    check_run_outputs(run, cfg)
+    (run / "model.pt").symlink_to(os.path.join(data_path, "test_batch.npz"))
+    checks.note_input(os.path.join(data_path, "test_batch.npz"))
+    with pytest.raises(ArgumentError, match="model.pt.*is also an input"):
+        check_run_outputs(run, cfg)
