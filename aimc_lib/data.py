@@ -140,8 +140,11 @@ def verify(x: np.ndarray, y: np.ndarray, split: str, check_sha256: bool = True) 
     if x.shape != (n, 32, 32, 3) or x.dtype != np.uint8:
         raise DataError(f"CIFAR-10 {split}: expected uint8 images of shape {(n, 32, 32, 3)}, "
                         f"got {x.dtype} {x.shape}")
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
-        raise DataError(f"CIFAR-10 {split}: expected {n} labels in 0..9, got shape {y.shape}")
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"CIFAR-10 {split}: expected {n} integer labels, got {y.dtype} of shape {y.shape}")
+    if y.min() < 0 or y.max() > 9:
+        raise DataError(f"CIFAR-10 {split}: labels must be in 0..9, got labels from {int(y.min())} to "
+                        f"{int(y.max())}")
     counts = np.bincount(y.astype(np.int64), minlength=10)
     if not (counts == n // 10).all():
         raise DataError(f"CIFAR-10 {split}: expected {n // 10} images per class, got {counts.tolist()}")

@@ -6,6 +6,7 @@ A result is a JSON dict with ``times_s``, ``mean``, ``std`` (over chips), ``per_
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 from pathlib import Path
@@ -45,13 +46,23 @@ def load_results(path) -> dict:
     object with ``n_chips`` equal to the number of rows).
     """
     path = Path(path)
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13
+        raise ValueError(f"result file {path} is a symbolic link loop") from None
+    except OSError as e:
+        raise ValueError(f"result file {path} is a symbolic link loop" if e.errno == errno.ELOOP else
+                         f"result file {path} does not exist") from None
+    if path.is_dir():
+        raise ValueError(f"result file {path} is a folder; give the JSON file written by drift")
     if not path.is_file():
-        raise ValueError(f"result file {path} does not exist" if not path.exists() else
-                         f"result file {path} is not a file")
+        raise ValueError(f"result file {path} is not a regular file")
     try:
         res = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"result file {path} cannot be read ({e.strerror or type(e).__name__})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a JSON result file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path} is not a JSON result file ({type(e).__name__}: {str(e)[:120]})") from None
     check_result(res, str(path))
     return res
 

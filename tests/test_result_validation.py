@@ -69,3 +69,14 @@ def test_an_edited_partial_file_is_not_resumed(tmp_path):
     with pytest.raises(ResumeError, match="not 2 accuracies in \\[0, 100\\] each"):
         accuracy_vs_time(tiny_model(), tiny_split(), results_path=out, **kw)
     assert not out.exists()
+
+
+def test_a_result_path_that_is_no_file_is_named_for_what_it_is(tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    for path, match in ((loop, "is a symbolic link loop"), (folder, "is a folder"),
+                        (tmp_path / "none.json", "does not exist")):
+        with pytest.raises(ValueError, match=f"result file {path} {match}"):
+            load_results(path)
