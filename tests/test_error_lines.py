@@ -33,18 +33,18 @@ def test_command_line_errors_are_one_capped_line(tmp_path, capsys):
     assert err.startswith("error: ") and str(res) in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_weight_noise_sweep_of_a_million_repeats_gives_its_estimate():
+def test_a_weight_noise_sweep_of_a_hundred_million_repeats_gives_its_estimate():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(UserWarning, match=r"this run \(2000000 noisy-weight evaluations .*\) will take about"):
-            accuracy_under_weight_noise(tiny_model(), tiny_split(), [0.0, 0.1], n_repeats=1_000_000)
+        with pytest.raises(UserWarning, match=r"this run \(200000000 noisy-weight evaluations .*\) will take about"):
+            accuracy_under_weight_noise(tiny_model(), tiny_split(), [0.0, 0.1], n_repeats=100_000_000)
 
 
 def test_training_for_a_hundred_thousand_epochs_gives_its_estimate(tmp_path):
-    cfg = TrainConfig(depth=8, widths=(4, 4, 8), epochs=100_000, batch_size=10, train_subset=20, test_subset=10)
+    cfg = TrainConfig(depth=8, widths=(4, 4, 8), epochs=10_000_000, batch_size=10, train_subset=20, test_subset=10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(UserWarning, match=r"this run \(100000 epochs\) will take about .* fewer epochs"):
+        with pytest.raises(UserWarning, match=r"this run \(10000000 epochs\) will take about .* fewer epochs"):
             train(cfg, tiny_split(20), tiny_split(10), tmp_path / "run", progress=False, stop_after_epochs=1)
 
 
