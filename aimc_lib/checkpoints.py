@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .models import check_finite
+from .checks import note_input
+from .models import check_finite, check_model_state
 
 
 class CheckpointError(RuntimeError):
@@ -64,6 +65,7 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} is a folder, not a file (did you mean {path / 'model.pt'}?)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    note_input(path)  # no output of this process may replace it
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
@@ -88,7 +90,17 @@ def load_state(path: str | os.PathLike, map_location="cpu") -> dict:
 
 def load_into(model: nn.Module, state: dict, source: str = "checkpoint") -> nn.Module:
     """Load ``state`` into ``model``, with a clear error if the architecture does not match or a
-    parameter or buffer (BatchNorm statistics too) holds NaN or Inf."""
+    parameter or buffer (BatchNorm statistics too) holds NaN or Inf, is of another dtype than the
+    network's (integer or half weights would be cast silently), or is an invalid model state
+    (BatchNorm variance <= 0: :func:`aimc_lib.models.check_model_state`)."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} holds no state dict (got {type(state).__name__})")
+    own = model.state_dict()
+    for key, t in state.items():
+        want = own.get(key)
+        if isinstance(t, torch.Tensor) and isinstance(want, torch.Tensor) and t.dtype != want.dtype:
+            raise CheckpointError(f"{source}: {key!r} holds {t.dtype} values; the network's {key!r} is "
+                                  f"{want.dtype}")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -96,6 +108,7 @@ def load_into(model: nn.Module, state: dict, source: str = "checkpoint") -> nn.M
                               f"{_architecture_difference(model.state_dict(), state)}") from e
     try:
         check_finite(model)
+        check_model_state(model)
     except ValueError as e:
         raise CheckpointError(f"{source}: {e}") from e
     return model

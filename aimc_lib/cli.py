@@ -122,10 +122,16 @@ def _train_run_dir(a, cfg) -> str:
             saved = TrainConfig(**ck["config"])
         except (TypeError, ValueError, KeyError) as e:
             raise CheckpointError(f"{ckpt} holds no valid training config ({e})") from None
-        same = saved.same_run(cfg)
-        finished = int(ck.get("epoch", 0)) >= cfg.epochs and (run / "model.pt").exists()
+        epoch = ck.get("epoch", 0)
+        if not isinstance(epoch, int) or not 0 <= epoch <= cfg.epochs:
+            if not a.force:
+                raise ArgumentError(f"RUN_DIR {run}: checkpoint.pt is at epoch {epoch!r}, outside this run's "
+                                    f"0..{cfg.epochs} epochs; pass --force to start over, or choose another folder")
+            epoch = None
+        same = epoch is not None and saved.same_run(cfg)
+        finished = same and epoch >= cfg.epochs and (run / "model.pt").exists()
         if same and not finished:
-            return f"resume after epoch {ck.get('epoch', 0)} of {cfg.epochs}"
+            return f"resume after epoch {epoch} of {cfg.epochs}"
         if not a.force:
             if same:
                 raise ArgumentError(f"RUN_DIR {run} is a finished run (model.pt); pass --force to train it "
@@ -140,11 +146,26 @@ def _train_run_dir(a, cfg) -> str:
     return "train (--force: starting over)"
 
 
+def _train_run_dir_parent(a) -> None:
+    """Create RUN_DIR's parent folder (training would), so that the run's lock can live there."""
+    from .checks import ArgumentError, writable_folder
+    parent = Path(a.run_dir).absolute().parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ArgumentError(f"RUN_DIR {a.run_dir}: {existing} is not a folder")
+    writable_folder(existing, "RUN_DIR")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArgumentError(f"RUN_DIR {a.run_dir}: cannot create folder {parent} ({e.strerror or e})") from None
+
+
 def cmd_train(a) -> int:
-    from .checkpoints import check_state_finite, load_into, load_state
-    from .data import load_cifar10
-    from .checks import ArgumentError, same_file
-    from .training import TrainConfig, build_model, custom_config, train
+    from .checks import ArgumentError, OutputLock, same_file
+    from .data import data_dir
+    from .training import TrainConfig, check_run_outputs, custom_config
     setup_machine(a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(a).items() if k in fields and v is not None}
@@ -159,6 +180,18 @@ def cmd_train(a) -> int:
     if cfg.init_from and any(same_file(cfg.init_from, Path(a.run_dir) / f) for f in RUN_FILES):
         raise ArgumentError(f"--init-from {cfg.init_from} lies in RUN_DIR {a.run_dir}, which training "
                             f"overwrites: copy it elsewhere or choose another RUN_DIR")
+    if Path(a.run_dir).exists() and not Path(a.run_dir).is_dir():
+        raise ArgumentError(f"RUN_DIR {a.run_dir} is a file, not a folder")
+    check_run_outputs(a.run_dir, cfg, inputs=[data_dir(a.data)])  # never a data file, by resolved identity
+    _train_run_dir_parent(a)
+    with OutputLock(a.run_dir, "RUN_DIR"):  # one run per folder, for the whole run
+        return _train_locked(a, cfg)
+
+
+def _train_locked(a, cfg) -> int:
+    from .checkpoints import check_state_finite, load_into, load_state
+    from .data import load_cifar10
+    from .training import build_model, train
     if cfg.init_from:  # readable, finite, and the architecture of --depth/--widths
         state = load_state(cfg.init_from)["model"]
         check_state_finite(state, f"--init-from {cfg.init_from}")
@@ -228,26 +261,36 @@ def _drift_run(a, params):
 
 def cmd_drift(a) -> int:
     from . import checks
+    from .data import data_dir
+    setup_machine(a)
+    run = _drift_run(a, _pcm_params(a))
+    inputs = [_model_file(a.model), data_dir(a.data)]
+    checks.output_file(a.out, "--out", inputs=inputs, force=a.force)  # before the lock: its folder exists
+    with checks.OutputLock(a.out, "--out"):  # the output and its partial file are this run's alone
+        return _drift_locked(a, run, inputs)
+
+
+def _drift_locked(a, run, inputs) -> int:
+    from . import checks
     from .data import load_cifar10
     from .experiments import run_drift
     from .resume import ResumeError, partial_path
-    setup_machine(a)
-    run = _drift_run(a, _pcm_params(a))
-    out = checks.output_file(a.out, "--out", inputs=[_model_file(a.model)], force=a.force)
+    out = checks.output_file(a.out, "--out", inputs=inputs, force=a.force)
     partial = partial_path(out)
+    checks.not_an_input(partial, "--out's partial file", inputs)
     if partial.exists():
         print(f"found {partial}: resuming the interrupted run if its arguments match", flush=True)
     model = _load_model(a.model, a.device)
     te = load_cifar10("test", a.data, a.download)
     calib = load_cifar10("train", a.data, a.download) if run.uses_calibration else None
     try:
-        run_drift(run, model, te, calib, results_path=out)
+        run_drift(run, model, te, calib, results_path=out, overwrite=a.force)
     except ResumeError:
         if not a.force:
             raise
         print(f"--force: discarding {partial}", flush=True)
         partial.unlink()
-        run_drift(run, model, te, calib, results_path=out)
+        run_drift(run, model, te, calib, results_path=out, overwrite=a.force)
     print(f"wrote {out}")
     return 0
 
@@ -275,7 +318,7 @@ def cmd_figure(a) -> int:
     paths = {label: path for label, path in (("custom", a.custom), ("direct", a.direct)) if path}
     if not paths:
         raise ArgumentError("figure needs --custom and/or --direct result files")
-    if len(set(map(str, a.out))) != len(a.out):
+    if any(checks.same_file(x, y) for i, x in enumerate(a.out) for y in a.out[i + 1:]):
         raise ArgumentError(f"--out names a file twice: {a.out}")
     supported = Figure().canvas.get_supported_filetypes()
     for out in a.out:
@@ -285,6 +328,10 @@ def cmd_figure(a) -> int:
             raise ArgumentError(f"--out {out}: unknown image type {ext or '(no extension)'!r}; use one of "
                                 f".png, .svg, .pdf ({', '.join(sorted(supported))})")
     series = {label: load_results(path) for label, path in paths.items()}
+    for label, res in series.items():
+        if res["times_s"][0] <= 0:
+            raise ArgumentError(f"--{label} {paths[label]}: the figure's time axis is logarithmic, and the "
+                                f"file has a time of {res['times_s'][0]:g} s; only times > 0 can be drawn")
     _check_figure_inputs(series, paths)
     fp32 = a.fp32_accuracy
     if fp32 is None:  # the digital baseline measured on the same test images, recorded in the results
@@ -386,9 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: The longest error or warning line the command line prints (the rest is cut, with a note).
+ERROR_CHARS = 600
+
+
 def _one_line(e: BaseException) -> str:
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    return " ".join(str(msg).split()) or type(e).__name__
+    """An exception as one line of at most ERROR_CHARS characters; a bare KeyError (a missing field
+    in a file or a dict) is said as such instead of its key alone."""
+    if isinstance(e, KeyError) and e.args and not (isinstance(e.args[0], str) and " " in e.args[0]):
+        msg = f"a required field {e.args[0]!r} is missing (in a file or an argument)"
+    else:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    line = " ".join(str(msg).split()) or type(e).__name__
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS] + f"... ({len(line)} characters)"
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import ArgumentError, integer, seed as check_seed
+from .checks import ArgumentError, integer, note_input, seed as check_seed
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -54,9 +54,9 @@ class Split:
         x, y = self.x, self.y
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise TypeError(f"Split needs tensors x and y, got {type(x).__name__} and {type(y).__name__}")
-        if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"Split.x must be uint8 images [N, 3, H, W] (channels first), got {x.dtype} "
-                             f"{list(x.shape)}; use split_from_nhwc for [N, H, W, 3] arrays")
+        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != (3, 32, 32):
+            raise ValueError(f"Split.x must be uint8 CIFAR-10 images [N, 3, 32, 32] (channels first), got "
+                             f"{x.dtype} {list(x.shape)}; use split_from_nhwc for [N, 32, 32, 3] arrays")
         if y.dtype != torch.int64 or y.dim() != 1:
             raise ValueError(f"Split.y must be int64 labels [N], got {y.dtype} {list(y.shape)}")
         if len(x) != len(y):
@@ -102,6 +102,7 @@ def _load_npz(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         f = folder / name
         if not f.is_file():
             raise DataError(f"CIFAR-10 file {f} is missing. {_HOW_TO_GET}")
+        note_input(f)  # no output of this process may replace it
         try:
             with np.load(f) as d:
                 xs.append(d["x"])
@@ -121,6 +122,9 @@ def _load_torchvision(root: Path, split: str, download: bool) -> tuple[np.ndarra
         ds = CIFAR10(str(root), train=(split == "train"), download=download)
     except RuntimeError as e:
         raise DataError(f"CIFAR-10 not found under {root} ({e}). {_HOW_TO_GET}") from e
+    base = Path(root) / "cifar-10-batches-py"
+    for f in (sorted(base.iterdir()) if base.is_dir() else []):
+        note_input(f)  # no output of this process may replace them
     return np.asarray(ds.data), np.asarray(ds.targets, dtype=np.uint8)
 
 
@@ -136,8 +140,11 @@ def verify(x: np.ndarray, y: np.ndarray, split: str, check_sha256: bool = True) 
     if x.shape != (n, 32, 32, 3) or x.dtype != np.uint8:
         raise DataError(f"CIFAR-10 {split}: expected uint8 images of shape {(n, 32, 32, 3)}, "
                         f"got {x.dtype} {x.shape}")
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
-        raise DataError(f"CIFAR-10 {split}: expected {n} labels in 0..9, got shape {y.shape}")
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"CIFAR-10 {split}: expected {n} integer labels, got {y.dtype} of shape {y.shape}")
+    if y.min() < 0 or y.max() > 9:
+        raise DataError(f"CIFAR-10 {split}: labels must be in 0..9, got labels from {int(y.min())} to "
+                        f"{int(y.max())}")
     counts = np.bincount(y.astype(np.int64), minlength=10)
     if not (counts == n // 10).all():
         raise DataError(f"CIFAR-10 {split}: expected {n // 10} images per class, got {counts.tolist()}")
@@ -235,6 +242,7 @@ def save_split(split: Split, path: str | os.PathLike) -> None:
 
 def load_split(path: str | os.PathLike) -> Split:
     """Read a split written by :func:`save_split`; raises :class:`DataError` if it is unreadable."""
+    note_input(path)
     try:
         with np.load(path) as d:
             x, y = d["x"], d["y"]
@@ -284,9 +292,9 @@ def calibration_images(x, name: str = "calibration_x") -> torch.Tensor:
     if not x.dtype.is_floating_point:
         raise ArgumentError(f"{name} must hold normalized float images (aimc_lib.data.normalize), "
                             f"got dtype {x.dtype}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ArgumentError(f"{name} must have shape [N, 3, H, W], got {list(x.shape)}")
-    if x.shape[0] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
+    if x.dim() != 4 or x.shape[1] != 3 or (x.shape[0] >= 1 and tuple(x.shape[2:]) != (32, 32)):
+        raise ArgumentError(f"{name} must have shape [N, 3, 32, 32] (CIFAR-10 images), got {list(x.shape)}")
+    if x.shape[0] < 1:
         raise ArgumentError(f"{name} holds no images (shape {list(x.shape)}); AdaBS needs at least one")
     if not torch.isfinite(x).all():
         raise ArgumentError(f"{name} holds NaN or Inf values")

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import shown
 from .config import fast_mode
 
 ANSWERS_DIR = Path(__file__).with_name("answers")
@@ -44,16 +45,16 @@ class Key:
 def _number(x, what: str) -> float:
     """``x`` as a finite float, accepting Python/NumPy numbers and one-element tensors/arrays."""
     if isinstance(x, (bool, str, bytes)) or x is None:
-        raise TypeError(f"{what} must be a number, got {type(x).__name__} {x!r}")
+        raise TypeError(f"{what} must be a number, got {type(x).__name__} {shown(x)}")
     if not isinstance(x, numbers.Real) and hasattr(x, "item"):
         try:  # NumPy scalars/arrays and torch tensors of exactly one element
             x = x.item()
         except (ValueError, RuntimeError):
-            raise TypeError(f"{what} must be a single number, got {type(x).__name__} {x!r}") from None
+            raise TypeError(f"{what} must be a single number, got {type(x).__name__} {shown(x)}") from None
     try:
         v = float(x)
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number, got {type(x).__name__} {x!r}") from None
+        raise TypeError(f"{what} must be a number, got {type(x).__name__} {shown(x)}") from None
     if not math.isfinite(v):
         raise ValueError(f"{what} must be a finite number, got {v}")
     return v
@@ -62,13 +63,13 @@ def _number(x, what: str) -> float:
 def _numbers(x, n: int, what: str) -> tuple[float, ...]:
     """``x`` as ``n`` finite floats (a list, tuple, array or tensor of numbers)."""
     if isinstance(x, (str, bytes, numbers.Number)) or x is None:
-        raise TypeError(f"{what} must be a sequence of {n} numbers, got {type(x).__name__} {x!r}")
+        raise TypeError(f"{what} must be a sequence of {n} numbers, got {type(x).__name__} {shown(x)}")
     if hasattr(x, "tolist"):
         x = x.tolist()
     try:
         items = list(x)
     except TypeError:
-        raise TypeError(f"{what} must be a sequence of {n} numbers, got {type(x).__name__} {x!r}") from None
+        raise TypeError(f"{what} must be a sequence of {n} numbers, got {type(x).__name__} {shown(x)}") from None
     if len(items) != n:
         raise ValueError(f"{what} must have {n} numbers, got {len(items)}")
     return tuple(_number(v, f"{what}[{i}]") for i, v in enumerate(items))
@@ -79,7 +80,7 @@ def chapter_of(label: str) -> str:
     m = LABEL_RE.match(label) if isinstance(label, str) else None
     if m is None:
         raise ValueError(f"exercise labels look like 'ex-05-clipping' (ex-<chapter two digits>-<slug>), "
-                         f"got {label!r}")
+                         f"got {shown(label)}")
     return m.group(1)
 
 

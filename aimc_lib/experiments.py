@@ -25,7 +25,7 @@ from .backends import resolve
 from .mapping import AnalogChip
 from .pcm import PCMParams
 from .periphery import Periphery
-from .resume import ChipLog, estimate_seconds, warn_if_long
+from .resume import ChipLog, check_results_path, estimate_seconds, warn_if_long
 from .runs import DriftRun, WeightNoiseRun, check_model_and_test
 from .times import DEFAULT_TIMES_S
 from .weight_noise import noisy_weights
@@ -83,14 +83,28 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
 
 
 def run_drift(run: DriftRun, model: nn.Module, test: Split, calibration_split: Split | None = None,
-              progress: bool = True, results_path=None) -> dict:
+              progress: bool = True, results_path=None, overwrite: bool = False) -> dict:
     """The accuracy-vs-time run ``run`` of ``model`` on ``test`` (see :func:`accuracy_vs_time`).
 
     ``calibration_split`` gives the calibration images of ``"adabs"``; ``results_path``, if
-    given, receives the result and makes the run resumable.
+    given, receives the result and makes the run resumable; it may already hold a result (which
+    the run replaces) but no other kind of file, unless ``overwrite`` (the command line's ``--force``).
+    Neither it nor its partial file may be a file this process read as an input (data, checkpoints),
+    and the run holds a lock on it for its whole life (:class:`aimc_lib.checks.OutputLock`): a
+    second run on the same path is refused at once.
     """
     check_model_and_test(model, test, run.test_subset)
     checks.bool_flag("progress", progress)
+    if results_path is None:
+        return _run_drift(run, model, test, calibration_split, progress, None, False)
+    checks.bool_flag("overwrite", overwrite)
+    check_results_path(results_path, overwrite)
+    with checks.OutputLock(results_path, "results_path"):  # the result and its partial file: this run's alone
+        return _run_drift(run, model, test, calibration_split, progress, results_path, overwrite)
+
+
+def _run_drift(run: DriftRun, model: nn.Module, test: Split, calibration_split: Split | None,
+               progress: bool, results_path, overwrite: bool) -> dict:
     if calibration_split is not None and not isinstance(calibration_split, Split):
         raise ArgumentError(f"calibration_split must be a Split (e.g. the training set) or None, "
                             f"got {type(calibration_split).__name__}")
@@ -110,7 +124,8 @@ def run_drift(run: DriftRun, model: nn.Module, test: Split, calibration_split: S
     runner = torch.compile(analog_model) if run.compiled else analog_model
     device = next(model.parameters()).device
     backend = None if run.periphery.is_ideal else resolve(run.backend, device)
-    chips = ChipLog(results_path, len(times), **run.fingerprint_parts(model, test, calib_x, str(device), backend))
+    chips = ChipLog(results_path, len(times), overwrite,
+                    **run.fingerprint_parts(model, test, calib_x, str(device), backend))
     todo = (n_chips - min(chips.n_done, n_chips)) * len(times)
     warn_if_long(estimate_seconds(analog_model, test, batch_size, todo, accuracy), todo)
     for k in range(n_chips):
@@ -163,6 +178,10 @@ def accuracy_under_weight_noise(model: nn.Module, test: Split, etas, n_repeats: 
     if run.test_subset:
         test = test.subset(run.test_subset, seed=0)
     noisy = copy.deepcopy(model).eval()
+    n_points = len(etas) * n_repeats
+    warn_if_long(estimate_seconds(noisy, test, batch_size, n_points, accuracy), n_points,
+                 what="noisy-weight evaluations (etas x repeats)",
+                 advice="fewer etas, repeats or test images (test_subset) make it shorter")
     per = np.zeros((len(etas), n_repeats))
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     for i, eta in enumerate(tqdm(etas, desc="eta", disable=not progress)):

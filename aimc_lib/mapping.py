@@ -42,9 +42,10 @@ import torch
 from torch import nn
 
 from . import pcm, rng
+from .checks import ArgumentError
 from .backends import AnalogLayer, resolve
 from .converters import Periphery
-from .models import analog_layers, check_analog_model, check_finite, crossbar_matrix
+from .models import analog_layers, check_finite, check_model_state, crossbar_matrix
 from .data import calibration_images
 from .periphery import one_hot_readout
 
@@ -131,8 +132,9 @@ class AnalogChip:
 
     def __init__(self, model: nn.Module, params: pcm.PCMParams = pcm.PCMParams(), seed: int = 0,
                  stream: str = rng.STREAM_NAME):
-        check_finite(model)
-        check_analog_model(model)
+        check_model_state(model)  # dtype, device, finite, BN variance, 3-channel input
+        if not isinstance(params, pcm.PCMParams):
+            raise ArgumentError(f"params must be an aimc_lib.pcm.PCMParams, got {type(params).__name__}")
         self.params = params
         self.seed = rng.check_seed(seed)
         self.stream = check_stream(stream)
@@ -175,7 +177,7 @@ class AnalogChip:
 
     def gdc_factors(self, t_s: float) -> dict[str, float]:
         """The GDC scale alpha(t) = readout(0) / readout(t) of every layer, from one fresh read."""
-        pcm.check_time(t_s)
+        pcm.check_read_time(t_s, self.params)
         read = self._next_read()
         out = {}
         for i, (name, st) in enumerate(self.layers.items()):
@@ -185,7 +187,7 @@ class AnalogChip:
 
     def weights_at(self, t_s: float, compensation: str = "gdc") -> dict[str, torch.Tensor]:
         """Crossbar matrices (as weights) read ``t_s`` seconds after programming, with GDC if asked."""
-        pcm.check_time(t_s)
+        pcm.check_read_time(t_s, self.params)
         check_compensation(compensation)
         read = self._next_read()
         out = {}
@@ -196,7 +198,15 @@ class AnalogChip:
                 if readout > 0:
                     diff = diff * (st.gdc_reference_us / readout)
             out[name] = conductances_to_weights(diff, st.w_max, self.params.g_max_us).to(self.device)
+            self._check_read(name, out[name], t_s)
         return out
+
+    def _check_read(self, name: str, w: torch.Tensor, t_s: float) -> None:
+        """A read weight must be finite: a NaN or Inf becomes an error naming its source, never a result."""
+        if not torch.isfinite(w).all():
+            raise ValueError(f"chip {self.seed} read at {t_s:g} s: layer {name!r} holds NaN or Inf weights "
+                             f"(PCM parameters {self.params.to_dict()}); these parameters or times are "
+                             f"outside what float32 conductances can hold")
 
     def read(self, t_s: float, compensation: str = "gdc", calibration_x: torch.Tensor | None = None,
              calibration_batch_size: int = 500, periphery: Periphery | None = None,
@@ -227,7 +237,7 @@ class AnalogChip:
 
     def _read_with_periphery(self, t_s: float, compensation: str, calibration_x, calibration_batch_size: int,
                              per: Periphery, backend: str) -> nn.Module:
-        pcm.check_time(t_s)
+        pcm.check_read_time(t_s, self.params)
         check_compensation(compensation)
         backend = resolve(backend, self.device)
         if compensation == "adabs" and calibration_x is None:
@@ -249,11 +259,19 @@ class AnalogChip:
                 else:
                     readout = float(diff.abs().mean())
                     alpha = st.gdc_reference_us / readout if readout > 0 else 1.0
+            self._check_read(name, w_norm * (st.w_max * alpha), t_s)
             noise = rng.Stream(self.seed, rng.OUTPUT_NOISE, i, 0, read)
             _replace_module(model, name, AnalogLayer(layers[name], w_norm, st.w_max * alpha, per, noise, backend))
         if compensation == "adabs":
             reestimate_bn_statistics(model, calibration_x, calibration_batch_size)
+            self._check_statistics(model, t_s)
         return model.eval()
+
+    def _check_statistics(self, model: nn.Module, t_s: float) -> None:
+        try:
+            check_finite(model)
+        except ValueError as e:
+            raise ValueError(f"chip {self.seed} read at {t_s:g} s: after BN re-estimation (adabs), {e}") from None
 
     def read_into(self, model: nn.Module, t_s: float, compensation: str = "gdc",
                   calibration_x: torch.Tensor | None = None, calibration_batch_size: int = 500) -> nn.Module:
@@ -276,6 +294,7 @@ class AnalogChip:
             _set_crossbar(layers[name], w2d)
         if compensation == "adabs":
             reestimate_bn_statistics(model, calibration_x, calibration_batch_size)
+            self._check_statistics(model, t_s)
         return model.eval()
 
 

@@ -133,3 +133,41 @@ def check_analog_model(model: nn.Module) -> None:
                          f"weights go on PCM (BatchNorm/LayerNorm/GroupNorm stay digital)")
     if not analog:
         raise ValueError(f"model {type(model).__name__} has no analog layer (Conv2d or Linear) to program onto PCM")
+
+
+def check_model_state(model: nn.Module, name: str = "model") -> None:
+    """Validate a network once, on entry to a run or a chip: a module with analog layers
+    (:func:`check_analog_model`), every parameter and buffer with values (not on the ``meta``
+    device), on one device, floating-point ones in float32 (the simulation's precision: half,
+    bfloat16 and double models are refused, not silently cast), finite (:func:`check_finite`),
+    BatchNorm running variances > 0, and a first layer that takes 3-channel (RGB) images.
+    Raises ValueError (TypeError for a non-module) naming the tensor and what is allowed."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    tensors = [("parameter", n, t) for n, t in model.named_parameters()] + [
+        ("buffer", n, t) for n, t in model.named_buffers()]
+    if not tensors:
+        raise ValueError(f"{name} has no parameters")
+    for kind, n, t in tensors:
+        if t.device.type == "meta":
+            raise ValueError(f"{name}: {kind} {n!r} is on the meta device (it has no values); load "
+                             f"weights into the model first (e.g. aimc_lib.zoo.load_model)")
+        if t.is_floating_point() and t.dtype != torch.float32:
+            raise ValueError(f"{name}: {kind} {n!r} is {t.dtype}; the simulation runs in float32: "
+                             f"convert the model with model.float()")
+        if t.is_complex():
+            raise ValueError(f"{name}: {kind} {n!r} is complex ({t.dtype}); a network's weights are float32")
+    devices = sorted({str(t.device) for _, _, t in tensors})
+    if len(devices) > 1:
+        raise ValueError(f"{name} lies on several devices ({', '.join(devices)}); move it to one with model.to(device)")
+    check_analog_model(model)
+    check_finite(model)
+    for n, m in model.named_modules():
+        var = getattr(m, "running_var", None)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and var is not None and not bool((var > 0).all()):
+            raise ValueError(f"{name}: BatchNorm {n!r} has running variance {float(var.min()):g} <= 0 (a "
+                             f"variance is positive): the model's statistics are corrupted")
+    first = next(iter(analog_layers(model).values()))
+    if isinstance(first, nn.Conv2d) and first.in_channels != 3:
+        raise ValueError(f"{name}: its first layer takes {first.in_channels}-channel images; CIFAR-10 "
+                         f"images have 3 (RGB)")

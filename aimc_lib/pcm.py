@@ -57,10 +57,11 @@ class PCMParams:
     noise_on_zero_target: bool = False
 
     def __post_init__(self):
-        for name in ("g_max_us", "t0_s", "t_read_s"):
-            number(f"PCMParams.{name}", getattr(self, name), 0.0, low_open=True)
-        for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
-            number(f"PCMParams.{name}", getattr(self, name), 0.0)
+        """Every field by value (numpy and one-element tensor scalars become Python floats, so that
+        nothing downstream, e.g. a result's JSON, sees their type) and within its range (:data:`RANGES`)."""
+        for name, (low, high) in RANGES.items():
+            object.__setattr__(self, name, number(f"PCMParams.{name}", getattr(self, name), low, high,
+                                                  low_open=low == 0.0 and name not in SCALES))
         bool_flag("PCMParams.noise_on_zero_target", self.noise_on_zero_target)
         if not self.t_read_s < self.t0_s:
             raise ArgumentError(f"PCMParams.t_read_s must be shorter than t0_s (a read pulse lasts "
@@ -68,6 +69,19 @@ class PCMParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: The scales of the calibrated model's effects (1 = calibrated, 0 = off).
+SCALES = ("prog_noise_scale", "drift_scale", "read_noise_scale")
+
+#: The accepted range of every number of :class:`PCMParams` (inclusive). G_max: the PCM devices of
+#: the paper and of aihwkit have 10 to 100 uS; below 0.1 uS the programming noise (0.26 uS) is
+#: the whole signal, above 1 mS no PCM device goes. t0: the drift reference is seconds to minutes
+#: (20 s calibrated); t_read: a read pulse is ns to us (250 ns calibrated). Scales: beyond ten
+#: times the calibrated noise or drift no measured device goes, and drift exponents or noise stds
+#: that large drive float32 conductances to 0 or Inf within the times a chip is read at.
+RANGES = {"g_max_us": (0.1, 1000.0), "t0_s": (1e-6, 1e6), "t_read_s": (1e-12, 1.0),
+          **{name: (0.0, 10.0) for name in SCALES}}
 
 
 def check_time(t_s: float) -> float:
@@ -146,9 +160,19 @@ def program(g_target_us: torch.Tensor, p: PCMParams = PCMParams(),
     return g_prog, nu * p.drift_scale
 
 
+def check_read_time(t_s: float, p: PCMParams = PCMParams(), name: str = "t_s") -> float:
+    """A time since programming (s) at which a chip of ``p`` can be read in float32: finite, >= 0, and
+    before every device's conductance underflows (the check :func:`time_grid` makes for a grid)."""
+    if not isinstance(p, PCMParams):
+        raise ArgumentError(f"params must be an aimc_lib.pcm.PCMParams, got {type(p).__name__}")
+    t = check_time(t_s)
+    _check_float32_time(t, p, name)
+    return t
+
+
 def drift(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float, p: PCMParams = PCMParams()) -> torch.Tensor:
     """Conductance (uS) ``t_s`` seconds after programming: ``G_P ((t + t0) / t0)^-nu``."""
-    t = check_time(t_s)
+    t = check_read_time(t_s, p)
     return g_prog_us * torch.pow(torch.tensor((t + p.t0_s) / p.t0_s, device=nu.device), -nu)
 
 
@@ -196,6 +220,16 @@ def underflow_time_s(t0_s: float = 20.0, drift_scale: float = 1.0, nu: float = N
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
+def _check_float32_time(t_max: float, params: PCMParams, name: str) -> None:
+    if t_max / params.t0_s + 1 >= FLOAT32_MAX:
+        raise ArgumentError(f"{name}: {t_max:g} s is beyond float32 range for drift ((t + t0) / t0 "
+                            f"overflows); use times below {FLOAT32_MAX * params.t0_s:.1e} s")
+    t_all = underflow_time_s(params.t0_s, params.drift_scale, NU_MEAN_MAX, 1.0)
+    if t_max >= t_all:
+        raise ArgumentError(f"{name}: at {t_max:g} s every device's float32 conductance underflows "
+                            f"to 0 (drift_scale {params.drift_scale:g}); use times below {t_all:.1e} s")
+
+
 def time_grid(times_s, params: PCMParams | None = None, name: str = "times_s") -> list[float]:
     """A time grid (s after programming): non-empty, numbers, finite, >= 0, strictly increasing.
 
@@ -221,13 +255,7 @@ def time_grid(times_s, params: PCMParams | None = None, name: str = "times_s") -
                                 f"got {times[j - 1]:g} then {times[j]:g} at positions {j - 1}, {j}")
     if params is not None:
         t_max = times[-1]
-        if t_max / params.t0_s + 1 >= FLOAT32_MAX:
-            raise ArgumentError(f"{name}: {t_max:g} s is beyond float32 range for drift ((t + t0) / t0 "
-                                f"overflows); use times below {FLOAT32_MAX * params.t0_s:.1e} s")
-        t_all = underflow_time_s(params.t0_s, params.drift_scale, NU_MEAN_MAX, 1.0)
-        if t_max >= t_all:
-            raise ArgumentError(f"{name}: at {t_max:g} s every device's float32 conductance underflows "
-                                f"to 0 (drift_scale {params.drift_scale:g}); use times below {t_all:.1e} s")
+        _check_float32_time(t_max, params, name)
         t_some = underflow_time_s(params.t0_s, params.drift_scale, NU_MAX, 1.0)
         if t_max >= t_some:
             warnings.warn(f"{name}: at {t_max:g} s the most-drifting devices' float32 conductances "

@@ -6,7 +6,9 @@ A result is a JSON dict with ``times_s``, ``mean``, ``std`` (over chips), ``per_
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +46,35 @@ def load_results(path) -> dict:
     object with ``n_chips`` equal to the number of rows).
     """
     path = Path(path)
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13
+        raise ValueError(f"result file {path} is a symbolic link loop") from None
+    except OSError as e:
+        raise ValueError(f"result file {path} is a symbolic link loop" if e.errno == errno.ELOOP else
+                         f"result file {path} does not exist") from None
+    if path.is_dir():
+        raise ValueError(f"result file {path} is a folder; give the JSON file written by drift")
     if not path.is_file():
-        raise ValueError(f"result file {path} does not exist" if not path.exists() else
-                         f"result file {path} is not a file")
+        raise ValueError(f"result file {path} is not a regular file")
     try:
         res = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"result file {path} cannot be read ({e.strerror or type(e).__name__})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a JSON result file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path} is not a JSON result file ({type(e).__name__}: {str(e)[:120]})") from None
     check_result(res, str(path))
     return res
 
 
 def _numbers(v) -> bool:
-    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    """A list of finite numbers (JSON has no NaN or Inf, but Python's reader takes them)."""
+    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                       and math.isfinite(x) for x in v)
+
+
+#: How far a result's mean and std may be from the ones its chips give (percentage points).
+AGREEMENT_TOL = 1e-6
 
 
 def check_result(res, source: str = "result") -> None:
@@ -74,15 +92,27 @@ def check_result(res, source: str = "result") -> None:
         raise ValueError(f"{source}: 'times_s' must be >= 0 and increasing")
     for key in ("mean", "std"):
         if not _numbers(res[key]) or len(res[key]) != len(times):
-            raise ValueError(f"{source}: {key!r} must be a list of {len(times)} numbers (one per time)")
+            raise ValueError(f"{source}: {key!r} must be a list of {len(times)} numbers (finite, one per time)")
     rows = res["per_chip"]
     if not isinstance(rows, list) or not rows or any(not _numbers(r) or len(r) != len(times) for r in rows):
-        raise ValueError(f"{source}: 'per_chip' must be a list of rows of {len(times)} numbers (one row per chip)")
+        raise ValueError(f"{source}: 'per_chip' must be a list of rows of {len(times)} numbers "
+                         f"(finite, one row per chip)")
     if any(not (0 <= x <= 100) for r in rows for x in r) or any(not (0 <= x <= 100) for x in res["mean"]):
         raise ValueError(f"{source}: accuracies must be percentages in [0, 100]")
+    chips = np.asarray(rows, dtype=float)
+    mean = chips.mean(0)
+    std = chips.std(0, ddof=1) if len(rows) > 1 else np.zeros(len(times))
+    for key, want in (("mean", mean), ("std", std)):
+        j = int(np.argmax(np.abs(np.asarray(res[key]) - want)))
+        if abs(res[key][j] - want[j]) > AGREEMENT_TOL:
+            raise ValueError(f"{source}: {key!r} at {times[j]:g} s is {res[key][j]!r} but its chips ('per_chip') "
+                             f"give {float(want[j])!r}: the file was edited or is corrupted")
     meta = res["meta"]
     if not isinstance(meta, dict):
         raise ValueError(f"{source}: 'meta' must be a JSON object")
+    fp32 = meta.get("fp32_accuracy")
+    if fp32 is not None and not (_numbers([fp32]) and 0 <= fp32 <= 100):
+        raise ValueError(f"{source}: meta.fp32_accuracy must be a percentage in [0, 100], got {fp32!r}")
     if "n_chips" in meta and meta["n_chips"] != len(rows):
         raise ValueError(f"{source}: meta.n_chips is {meta['n_chips']!r} but 'per_chip' has {len(rows)} rows")
 

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from .checkpoints import state_sha256
-from .result_files import save_results
-from .checks import ArgumentError, writable_folder
+from .result_files import check_result, load_results, save_results
+from .checks import ArgumentError, not_an_input, resolved, writable_folder
 
 PARTIAL_SUFFIX = ".partial.json"
 #: A run estimated to take longer than this (s) gets a warning with the estimate.
@@ -57,6 +57,39 @@ def fingerprint(**parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def check_results_path(results_path, overwrite: bool = False) -> Path:
+    """Check where a run will write its result, before any chip: a file path (its folder is created),
+    neither it nor its partial file an input of this process (a data file, a checkpoint: by resolved
+    identity, see :func:`aimc_lib.checks.not_an_input`), and, if it exists, an accuracy-vs-time result
+    (which a finished run may replace), never another kind of file unless ``overwrite`` (the command
+    line's ``--force``)."""
+    if not isinstance(results_path, (str, os.PathLike)) or not str(results_path):
+        raise ArgumentError(f"results_path must be a file path or None, got {results_path!r}")
+    path = Path(results_path)
+    if resolved(path) is None:
+        raise ArgumentError(f"results_path {results_path} cannot be resolved (a link loop?); give a plain file name")
+    not_an_input(path, "results_path", ())
+    not_an_input(partial_path(path), "results_path's partial file", ())
+    if path.is_dir():
+        raise ArgumentError(f"results_path {results_path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        try:
+            load_results(path)
+        except (ValueError, OSError) as e:
+            raise ArgumentError(f"results_path {results_path} exists and is not an accuracy-vs-time result "
+                                f"({' '.join(str(e).split())[:200]}); refusing to replace it: choose another "
+                                f"name") from None
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # as save_results does
+    except OSError as e:
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        raise ArgumentError(f"results_path: {blocking} is not a folder" if blocking else
+                            f"results_path: cannot create folder {folder} ({e.strerror or e})") from None
+    writable_folder(folder, "results_path")  # before the first chip, not after it
+    return path
+
+
 class ChipLog:
     """The finished chips of one run (rows of accuracies, one per time), saved after each chip.
 
@@ -64,25 +97,13 @@ class ChipLog:
     file with the same fingerprint is resumed, one with another fingerprint refused.
     """
 
-    def __init__(self, results_path, n_times: int, **fingerprint_parts):
+    def __init__(self, results_path, n_times: int, overwrite: bool = False, **fingerprint_parts):
         self.rows: list[list[float]] = []
         self.seconds = 0.0
-        if results_path is not None and (not isinstance(results_path, (str, os.PathLike)) or not str(results_path)):
-            raise ArgumentError(f"results_path must be a file path or None, got {results_path!r}")
         self.path = None if results_path is None else partial_path(results_path)
-        self.results_path = None if results_path is None else Path(results_path)
+        self.results_path = None if results_path is None else check_results_path(results_path, overwrite)
         if self.path is None:
             return
-        if self.results_path.is_dir():
-            raise ArgumentError(f"results_path {results_path} is a folder; give a file name")
-        folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)  # as save_results does
-        except OSError as e:
-            blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
-            raise ArgumentError(f"results_path: {blocking} is not a folder" if blocking else
-                                f"results_path: cannot create folder {folder} ({e.strerror or e})") from None
-        writable_folder(folder, "results_path")  # before the first chip, not after it
         self.fingerprint = fingerprint(**fingerprint_parts)
         self.n_times = n_times
         if self.path.exists():
@@ -90,12 +111,17 @@ class ChipLog:
                 saved = json.loads(self.path.read_text())
                 rows, fp = saved["rows"], saved["fingerprint"]
                 ok = isinstance(rows, list) and all(
-                    isinstance(r, list) and len(r) == n_times and all(isinstance(x, (int, float)) for x in r)
+                    isinstance(r, list) and len(r) == n_times and all(
+                        isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 100 for x in r)
                     for r in rows)
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise ResumeError(f"{self.path} (the saved chips of an interrupted run) is unreadable "
                                   f"({type(e).__name__}); delete it to start over") from None
             if fp != self.fingerprint or not ok:
+                if fp == self.fingerprint:
+                    raise ResumeError(f"{self.path} (the saved chips of an interrupted run) holds rows that are "
+                                      f"not {n_times} accuracies in [0, 100] each (edited or corrupted); delete "
+                                      f"it (--force on the command line) to start over")
                 raise ResumeError(f"{self.path} holds chips of an interrupted run with different arguments "
                                   f"(model, data, times, compensation, PCM parameters, seed, ...); rerun it "
                                   f"with its own arguments to finish it, or delete it (--force on the "
@@ -122,7 +148,10 @@ class ChipLog:
                           "seconds": round(self.seconds, 1)}, self.path)
 
     def finish(self, res: dict) -> dict:
-        """Write the final result to ``results_path`` (if any), remove the partial file; return ``res``."""
+        """Check the final result (finite, percentages, mean and std agreeing with the chips: a bad
+        number is an error naming it, never a file), write it to ``results_path`` (if any), remove the
+        partial file; return ``res``."""
+        check_result(res, "the result of this run")
         if self.results_path is not None:
             save_results(res, self.results_path)
             self.path.unlink(missing_ok=True)
@@ -148,9 +177,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} minutes"
 
 
-def warn_if_long(seconds: float, n_points: int, threshold_s: float = LONG_RUN_S) -> None:
-    """A warning with the estimate when a run would take longer than ``threshold_s``."""
+DRIFT_ADVICE = "fewer chips, times or test images (test_subset) make it shorter, and a results path lets it resume"
+
+
+def warn_if_long(seconds: float, n_points: int, threshold_s: float = LONG_RUN_S,
+                 what: str = "chip x time evaluations", advice: str = DRIFT_ADVICE) -> None:
+    """A warning with the estimate when a run (``n_points`` of ``what``) would take longer than ``threshold_s``."""
     if math.isfinite(seconds) and seconds > threshold_s:
-        warnings.warn(f"this run ({n_points} chip x time evaluations) will take about "
-                      f"{format_duration(seconds)} on this machine; fewer chips, times or test images "
-                      f"(test_subset) make it shorter, and a results path lets it resume", stacklevel=3)
+        warnings.warn(f"this run ({n_points} {what}) will take about {format_duration(seconds)} on this "
+                      f"machine; {advice}", stacklevel=3)

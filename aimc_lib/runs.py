@@ -21,7 +21,7 @@ from .backends import BACKENDS
 from .checks import ArgumentError
 from .data import N_TEST, Split
 from .mapping import check_compensation, check_stream
-from .models import check_analog_model, check_finite
+from .models import check_model_state
 from .pcm import PCMParams, time_grid
 from .periphery import Periphery
 from .times import DEFAULT_TIMES_S
@@ -36,8 +36,7 @@ def check_model_and_test(model, test: Split, test_subset: int = 0) -> None:
     (ValueError for NaN or Inf)."""
     if not isinstance(model, nn.Module):
         raise ArgumentError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_analog_model(model)
-    check_finite(model)
+    check_model_state(model)  # dtype, device, finite, BN variance, 3-channel input
     if not isinstance(test, Split):
         raise ArgumentError(f"test must be an aimc_lib.data.Split (e.g. load_cifar10('test')), got {type(test).__name__}")
     checks.integer("test_subset (0 = all test images)", test_subset, 0, len(test))

@@ -13,6 +13,7 @@ After every optimizer step each layer is clipped to ``+- clip_alpha * std(W_l)``
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -25,13 +26,14 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .checkpoints import load_state, save_atomic
+from .checkpoints import CheckpointError, load_into, load_state, save_atomic
 from .config import device_description, provenance
 from . import checks
 from .data import N_TEST, N_TRAIN, Split, batches
 from .evaluation import accuracy
-from .models import analog_layers, resnet
+from .models import analog_layers, check_finite, resnet
 from .result_files import save_results
+from .resume import estimate_seconds, warn_if_long
 from .weight_noise import clip_weights, noisy_weights
 
 
@@ -180,6 +182,34 @@ def train_one_epoch(model, opt, train: Split, cfg: TrainConfig, epoch: int, tota
     return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
 
 
+#: A training step (forward, backward, update) costs about this many inference passes.
+TRAIN_STEP_PASSES = 3.0
+
+
+def estimate_train_seconds(model: nn.Module, train_split: Split, test_split: Split, cfg: TrainConfig,
+                           epochs: int) -> float:
+    """Rough duration (s) of ``epochs`` epochs: an inference pass timed on 100 images of a copy of
+    the model (the model itself is left as it is), times the training images and TRAIN_STEP_PASSES,
+    plus the test evaluation of every epoch."""
+    probe = copy.deepcopy(model)
+    per_epoch = TRAIN_STEP_PASSES * estimate_seconds(probe, train_split, cfg.batch_size, 1, accuracy) + \
+        estimate_seconds(probe, test_split, 1000, 1, accuracy)
+    return per_epoch * epochs
+
+
+def check_epoch_finite(model: nn.Module, rec: dict, epoch: int) -> None:
+    """ValueError if epoch ``epoch`` diverged: a loss or a weight that is NaN or Inf (nothing is written)."""
+    loss = rec.get("train_loss")
+    try:
+        check_finite(model)
+        finite = math.isfinite(loss)
+    except ValueError as e:
+        finite, loss = False, f"{loss} ({e})"
+    if not finite:
+        raise ValueError(f"training diverged in epoch {epoch}: train loss {loss}; nothing was written for "
+                         f"this epoch. Lower the learning rate (--lr-max) or check the data")
+
+
 def build_model(cfg: TrainConfig) -> nn.Module:
     """A freshly initialized network, the same for the same ``cfg.seed``."""
     with torch.random.fork_rng(devices=[]):
@@ -204,7 +234,42 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
     result is identical to an uninterrupted run. ``stop_after_epochs`` ends this call early
     (to spread a run over sessions).
     """
+    if not isinstance(run_dir, (str, os.PathLike)) or not str(run_dir):
+        raise checks.ArgumentError(f"run_dir must be a folder path, got {run_dir!r}")
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise checks.ArgumentError(f"run_dir {run_dir} is a file, not a folder")
+    check_run_outputs(run_dir, cfg)
+    try:
+        run_dir.absolute().parent.mkdir(parents=True, exist_ok=True)  # the lock lives next to run_dir
+    except OSError as e:
+        raise checks.ArgumentError(f"run_dir {run_dir}: cannot create its folder ({e.strerror or e})") from None
+    with checks.OutputLock(run_dir, "run_dir"):  # one training run per folder at a time
+        return _train(cfg, train_split, test_split, run_dir, progress, stop_after_epochs)
+
+
+#: The files a training run writes in its folder.
+RUN_FILES = ("checkpoint.pt", "log.json", "model.pt")
+
+
+def check_run_outputs(run_dir, cfg: TrainConfig, inputs=()) -> None:
+    """ArgumentError if a file training writes in ``run_dir`` is an input of the run: ``cfg.init_from``,
+    ``inputs`` (e.g. the data folder) or a data file this process has read (by resolved identity,
+    see :func:`aimc_lib.checks.not_an_input`); the run's own earlier files are its to replace."""
+    run_dir = Path(run_dir)
+    folder = checks.resolved(run_dir)
+    read = [i for i in checks.inputs_read() if not (i.parent == folder and i.name in RUN_FILES)]
+    if any(checks.same_file(run_dir, i) for i in checks.expand_inputs(inputs)):
+        raise checks.ArgumentError(f"run_dir {run_dir} is an input folder of the run; choose another folder")
+    for f in RUN_FILES:
+        if cfg.init_from and checks.same_file(run_dir / f, cfg.init_from):
+            raise checks.ArgumentError(f"init_from {cfg.init_from} lies in run_dir {run_dir}, which training "
+                                       f"overwrites: copy it elsewhere or choose another run_dir")
+        checks.not_an_input(run_dir / f, f"run_dir file {f}:", [*inputs, *read], files_read=False)
+
+
+def _train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: Path, progress: bool,
+           stop_after_epochs: int | None) -> nn.Module:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -218,25 +283,45 @@ def train(cfg: TrainConfig, train_split: Split, test_split: Split, run_dir: str 
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ck = load_state(ckpt_path)
-        saved = TrainConfig(**ck["config"])
+        missing = [k for k in ("config", "optimizer", "epoch", "log") if k not in ck]
+        if missing or not isinstance(ck["config"], dict):
+            raise CheckpointError(f"{ckpt_path} is not a training checkpoint (no {', '.join(missing) or 'config'}); "
+                                  f"use another run_dir, or delete it to start over")
+        try:
+            saved = TrainConfig(**ck["config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{ckpt_path} holds no valid training config ({e})") from None
         if not saved.same_run(cfg):
             raise ValueError(f"{ckpt_path} was written by a different config; use another run_dir.\n"
                              f"saved: {saved}\nnow:   {cfg}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        load_into(model, ck["model"], str(ckpt_path))
+        try:
+            opt.load_state_dict(ck["optimizer"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{ckpt_path}: its optimizer state does not fit this run ({type(e).__name__}: "
+                                  f"{str(e)[:120]})") from None
         log, start = ck["log"], ck["epoch"]
+        if not isinstance(start, int) or not 0 <= start <= cfg.epochs or len(log) != start:
+            raise ValueError(f"{ckpt_path} is at epoch {start!r} (with {len(log)} log records) but this run "
+                             f"has {cfg.epochs} epochs: a checkpoint of another run; use another run_dir, or "
+                             f"delete it (--force on the command line) to start over")
     elif cfg.init_from:
         model.load_state_dict(load_state(cfg.init_from)["model"])
         if cfg.clip_alpha > 0:
             clip_weights(model, cfg.clip_alpha)
     total_steps = cfg.epochs * (len(train_split) // cfg.batch_size)
     end = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start + stop_after_epochs)
+    if end > start:  # the estimate of the whole run, also when this call stops early
+        warn_if_long(estimate_train_seconds(model, train_split, test_split, cfg, cfg.epochs - start),
+                     cfg.epochs - start, what="epochs", advice="fewer epochs or a training subset (train_subset) make it shorter, "
+                                           "and it resumes after its last finished epoch")
     for epoch in range(start, end):
         t0 = time.time()
         rec = train_one_epoch(model, opt, train_split, cfg, epoch, total_steps, progress)
         rec.update(epoch=epoch + 1, test_acc=accuracy(model, test_split),
                    lr_end=lr_at((epoch + 1) * (len(train_split) // cfg.batch_size) - 1, total_steps, cfg),
                    seconds=round(time.time() - t0, 1))
+        check_epoch_finite(model, rec, epoch + 1)  # never a NaN checkpoint or model.pt
         log.append(rec)
         if progress:
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['train_loss']:.3f}  train {rec['train_acc']:.2f}%"

@@ -48,7 +48,8 @@ def test_calibration_images_validated():
                      (torch.rand(16, 3, 32, 32) * 255, "raw 0..255 pixels"),
                      (torch.rand(16, 3, 32, 32), r"raw pixels in \[0, 1\]"),
                      (torch.full((16, 3, 32, 32), float("nan")), "NaN"),
-                     (torch.randn(16, 32, 32), r"shape \[N, 3, H, W\]")]:
+                     (torch.randn(16, 32, 32), r"shape \[N, 3, 32, 32\]"),
+                     (torch.randn(16, 3, 64, 64), r"shape \[N, 3, 32, 32\]")]:
         with pytest.raises(ArgumentError, match=msg):
             chip.read_into(m, 1.0, "adabs", bad)
 

@@ -37,7 +37,7 @@ def test_check_time_clear_error_or_number():
 
 def test_pcm_params_types_and_read_pulse():
     with pytest.raises(ArgumentError, match=r"PCMParams.t_read_s must be shorter than t0_s"):
-        PCMParams(t_read_s=30.0)
+        PCMParams(t_read_s=0.5, t0_s=0.1)
     with pytest.raises(ArgumentError, match="PCMParams.drift_scale must be a number"):
         PCMParams(drift_scale="1")
     with pytest.raises(ArgumentError, match="noise_on_zero_target must be True or False"):
@@ -66,16 +66,19 @@ def test_float32_underflow_refused_or_warned():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         time_grid([1e5, 365 * 86400.0], calibrated)  # the figure's range: no warning
-    strong = PCMParams(drift_scale=100)
+    strong = PCMParams(drift_scale=10)  # the largest accepted scale
     with pytest.raises(ArgumentError, match="underflows to 0"):
-        time_grid([1e30], strong)
+        time_grid([3e39], strong)
     t_warn = underflow_time_s(strong.t0_s, strong.drift_scale, NU_MAX, 1.0)
     with pytest.warns(UserWarning, match="most-drifting devices"):
         time_grid([t_warn * 1.01], strong)
     # the refusal is right: a device of 1 uS with the mean exponent really reads 0 at that time
     t_all = underflow_time_s(strong.t0_s, strong.drift_scale, NU_MEAN_MAX, 1.0)
-    g = drift(torch.tensor([1.0]), torch.tensor([NU_MEAN_MAX * 100]), t_all * 10, strong)
+    ratio = torch.tensor((t_all * 1.01 + strong.t0_s) / strong.t0_s)
+    g = torch.tensor([1.0]) * torch.pow(ratio, -torch.tensor([NU_MEAN_MAX * strong.drift_scale]))
     assert float(g) < FLOAT32_TINY
+    with pytest.raises(ArgumentError, match="underflows to 0"):  # and every read makes the same check
+        drift(torch.tensor([1.0]), torch.tensor([NU_MEAN_MAX * 10]), t_all * 1.01, strong)
 
 
 def test_drift_bounds_are_the_models_clamps():
