@@ -240,6 +240,7 @@ def _drift_run(a, params):
     the command-line options instead of DriftRun's fields."""
     import re
     from .checks import ArgumentError
+    from .converters import Periphery
     from .runs import DriftRun
     from .times import DEFAULT_TIMES_S
 
@@ -251,7 +252,8 @@ def _drift_run(a, params):
         try:
             run = DriftRun(times_s=a.times if a.times is not None else DEFAULT_TIMES_S, n_chips=a.chips,
                            compensation=a.compensation, params=params, seed=a.seed, test_subset=_test_subset(a),
-                           model_name=a.model, compile=a.compile)
+                           model_name=a.model, compile=a.compile, backend=a.backend,
+                           periphery=Periphery.aihwkit_like() if a.periphery == "aihwkit" else None)
         except ArgumentError as e:
             raise ArgumentError(as_option(str(e))) from None
     for w in caught:
@@ -416,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="run inference through torch.compile (about 1.6x faster on CPU for long grids)")
     p.add_argument("--test-subset", type=int, default=0, help="use a class-balanced test subset")
+    p.add_argument("--periphery", choices=("ideal", "aihwkit"), default="ideal",
+                   help="the analog layers' periphery: ideal (exact products) or aihwkit (8-bit DAC and ADC, "
+                        "output noise 0.04, GDC read through the periphery)")
+    p.add_argument("--backend", choices=("auto", "torch", "c", "triton"), default="auto",
+                   help="where the periphery runs (auto: compiled where available; recorded in the result)")
     _add_pcm_args(p)
     _add_data_args(p)
     p.set_defaults(func=cmd_drift)

@@ -42,24 +42,14 @@ import torch
 from torch import nn
 
 from . import pcm, rng
+from .pcm import check_compensation
+from .rng import check_stream
 from .checks import ArgumentError
 from .backends import AnalogLayer, resolve
 from .converters import Periphery
 from .models import analog_layers, check_finite, check_model_state, crossbar_matrix
 from .data import calibration_images
 from .periphery import one_hot_readout
-
-COMPENSATIONS = ("none", "gdc", "adabs")
-#: The chip's random streams: the counter-based stream of :mod:`aimc_lib.rng` (default), and the
-#: sequential CPU generator of results made before it.
-STREAMS = (rng.STREAM_NAME, "torch-cpu")
-
-
-def check_stream(name: str) -> str:
-    if name not in STREAMS:
-        raise ValueError(f"unknown random stream {name!r}; choose one of {STREAMS}")
-    return name
-
 
 def programming_streams(seed: int, layer: int, device: int) -> tuple[rng.Stream, rng.Stream]:
     """The streams of device ``device`` (0: G+, 1: G-) of layer ``layer`` (in
@@ -72,12 +62,6 @@ def read_stream(seed: int, layer: int, device: int, read: int) -> rng.Stream:
     """The read noise of read ``read`` (0: the calibration read right after programming) of device
     ``device`` (0: G+, 1: G-) of layer ``layer`` of chip ``seed`` (pass it to :func:`aimc_lib.pcm.read`)."""
     return rng.Stream(seed, rng.READ_NOISE, layer, device, read)
-
-
-def check_compensation(name: str) -> str:
-    if name not in COMPENSATIONS:
-        raise ValueError(f"unknown compensation {name!r}; choose one of {COMPENSATIONS}")
-    return name
 
 
 def weights_to_targets(w: torch.Tensor, w_max: float, g_max_us: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +199,7 @@ class AnalogChip:
 
         ``compensation``: ``"none"``, ``"gdc"`` or ``"adabs"`` (needs ``calibration_x``: normalized
         float images, e.g. a few thousand training images). ``periphery``: ``None`` or an ideal
-        :class:`~aimc_lib.periphery.Periphery` gives a plain network with the read weights;
+        :class:`~aimc_lib.converters.Periphery` gives a plain network with the read weights;
         any other computes every analog layer through DAC, output noise and ADC, on ``backend``
         (:data:`aimc_lib.backends.BACKENDS`; the one used is the layers' ``backend``). The returned
         model is in eval mode.

@@ -32,6 +32,18 @@ from .checks import ArgumentError, bool_flag, is_number, number
 from .rng import Stream
 
 
+#: The ways a read compensates the drift (implemented in :mod:`aimc_lib.mapping`): none, global
+#: drift compensation, GDC plus re-estimated BatchNorm statistics.
+COMPENSATIONS = ("none", "gdc", "adabs")
+
+
+def check_compensation(name: str) -> str:
+    """One of :data:`COMPENSATIONS`, else a ValueError naming them."""
+    if name not in COMPENSATIONS:
+        raise ValueError(f"unknown compensation {name!r}; choose one of {COMPENSATIONS}")
+    return name
+
+
 @dataclass(frozen=True)
 class PCMParams:
     """Parameters of the PCM model. Scales of 1.0 are the calibrated model, 0.0 switch an effect off.
@@ -201,7 +213,7 @@ FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)
 #: Largest mean and std of the drift exponent (the upper clamps of :func:`drift_nu_stats`,
 #: reached at the smallest conductances).
 NU_MEAN_MAX, NU_SIGMA_MAX = (float(s) for s in drift_nu_stats(torch.zeros(1)))
-#: Largest drift exponent of the calibrated model: the largest mean plus a 5-sigma tail.
+#: Largest drift exponent of the calibrated model, the largest mean plus a 5-sigma tail.
 NU_MAX = NU_MEAN_MAX + 5 * NU_SIGMA_MAX
 
 

@@ -43,6 +43,18 @@ MASK32 = 0xFFFFFFFF
 #: The name of this stream in result files' metadata.
 STREAM_NAME = "philox4x32-10"
 
+#: The random streams a chip may use, the counter-based one (default) and, for results made before
+#: it, the sequential CPU generator ``"torch-cpu"`` (see :class:`aimc_lib.mapping.AnalogChip`).
+STREAMS = (STREAM_NAME, "torch-cpu")
+
+
+def check_stream(name: str) -> str:
+    """One of :data:`STREAMS`, else a ValueError naming them."""
+    if name not in STREAMS:
+        raise ValueError(f"unknown random stream {name!r}; choose one of {STREAMS}")
+    return name
+
+
 #: Kinds of draw (the top byte of the stream word ``c3``).
 PROGRAMMING, DRIFT_EXPONENT, READ_NOISE, OUTPUT_NOISE, READOUT_NOISE = 1, 2, 3, 4, 5
 

@@ -20,9 +20,8 @@ from . import checks, rng
 from .backends import BACKENDS
 from .checks import ArgumentError
 from .data import N_TEST, Split
-from .mapping import check_compensation, check_stream
 from .models import check_model_state
-from .pcm import PCMParams, time_grid
+from .pcm import PCMParams, check_compensation, time_grid
 from .periphery import Periphery
 from .times import DEFAULT_TIMES_S
 
@@ -60,7 +59,7 @@ class DriftRun:
         periphery: converters and output noise of every analog layer (``None`` = ideal).
         model_name: the model's name, recorded in the result.
         fp32_accuracy: the digital baseline (%) to record; ``None`` = measure it on the test images.
-        stream: the chips' random stream (:data:`aimc_lib.mapping.STREAMS`; ``"torch-cpu"`` for
+        stream: the chips' random stream (:data:`aimc_lib.rng.STREAMS`; ``"torch-cpu"`` for
             results made before the counter-based stream).
         backend: where the periphery runs (:data:`aimc_lib.backends.BACKENDS`); the one used is
             recorded as the result's ``meta["periphery_backend"]``.
@@ -104,12 +103,12 @@ class DriftRun:
             raise ArgumentError(f"model_name must be a string, got {self.model_name!r}")
         if self.fp32_accuracy is not None:
             _set(self, "fp32_accuracy", checks.number("fp32_accuracy (%)", self.fp32_accuracy, 0.0, 100.0))
-        check_stream(self.stream)
+        rng.check_stream(self.stream)
         checks.choice("backend", self.backend, BACKENDS)
 
     @property
     def seeds(self) -> list[int]:
-        """The seed of every chip: ``seed, seed + 1, ...``."""
+        """The seed of every chip (``seed, seed + 1, ...``)."""
         return [self.seed + k for k in range(self.n_chips)]
 
     @property

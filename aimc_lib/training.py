@@ -91,7 +91,7 @@ class TrainConfig:
             raise v.ArgumentError("TrainConfig.nesterov needs momentum > 0")
 
 
-    #: Fields that say where a run computes, not what: a run may resume with other values.
+    #: Fields that say where a run computes, not what it computes (a run may resume with other values).
     MACHINE_FIELDS = ("threads", "device")
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple]:

@@ -121,3 +121,15 @@ def test_a_chip_predicts_the_same_on_every_backend(reads, backend):
     differ = int((p != p_ref).sum())
     # a chip's accuracy agrees within 5 test images of 10,000 (here: of IMAGES)
     assert differ <= max(1, 5 * IMAGES // 10_000), differ
+
+
+def test_the_command_line_reads_through_the_periphery_on_a_chosen_backend(tmp_path, data_path):
+    import json
+
+    from aimc_lib.cli import main
+    out = tmp_path / "per.json"
+    rc = main(["drift", "resnet32-fp32", "--out", str(out), "--chips", "1", "--times", "60", "--test-subset", "20",
+               "--periphery", "aihwkit", "--backend", "torch", "--data", data_path, "--threads", "1"])
+    meta = json.loads(out.read_text())["meta"]
+    assert rc == 0 and meta["periphery_backend"] == "torch" and meta["stream"] == "philox4x32-10"
+    assert meta["periphery"]["out_noise"] == 0.04
