@@ -102,7 +102,11 @@ def test_the_pdf_has_page_numbers_and_bookmarks(tmp_path):
     async def inside_a_running_event_loop():  # as in a notebook, or a test session with a browser open
         return print_pdf.print_pdf(page, tmp_path / "again.pdf", browser)
 
-    assert asyncio.run(inside_a_running_event_loop()) == 3
+    # asyncio.run in a thread of its own: this test's thread may already hold a running loop (a
+    # Playwright session of another test in the same worker), which asyncio.run refuses
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(asyncio.run, inside_a_running_event_loop()).result() == 3
 
 
 def test_the_book_pdf_prints_every_page_title_that_the_theme_hides_in_print(tmp_path):
