@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from . import periphery, periphery_cpu
-from .converters import Periphery, dac_levels_, half_levels, in_step, out_step, output_stage_args
+from .converters import Periphery, half_levels, in_step, out_step, output_stage_args
 from .rng import Stream
 
 #: The choices of ``backend=`` (module docstring).
@@ -71,13 +71,18 @@ def resolve(name: str, device: torch.device | str = "cpu") -> str:
     return name
 
 
+def _stream_args(noise: Stream | None, noise_sd: float) -> tuple[int, tuple[int, int]]:
+    """The compiled functions' noise key: the stream's seed and words (zeros without noise: nothing drawn)."""
+    return (noise.seed, noise.words) if noise is not None and noise_sd > 0 else (0, (0, 0))
+
+
 def _c_output_stage_(y_rows: torch.Tensor, mult: float, s_rows: torch.Tensor, per: Periphery, noise: Stream | None,
                      row0: int, pixels_per_image: int, digital_scale: float) -> torch.Tensor:
     """The reference's output stage as one compiled loop on ``[rows, C_out]`` (channels-last rows)."""
     noise_sd, adc, clip = output_stage_args(per)
     step = out_step(per)
     gain = (mult / step).reshape(-1).contiguous() if isinstance(mult, torch.Tensor) else mult / step
-    seed, words = (noise.seed, noise.words) if noise is not None and noise_sd > 0 else (0, (0, 0))
+    seed, words = _stream_args(noise, noise_sd)
     return periphery_cpu.output_stage_(y_rows, gain, (s_rows * (step * digital_scale)).reshape(-1).contiguous(),
                                        noise_sd, seed, words, row0, pixels_per_image, adc, clip)
 
@@ -85,7 +90,7 @@ def _c_output_stage_(y_rows: torch.Tensor, mult: float, s_rows: torch.Tensor, pe
 def _dac_conv_c(x, w4d, conv, per, noise, row0, digital_scale):
     k = w4d.shape[1] * w4d.shape[2] * w4d.shape[3]
     noise_sd, adc, clip = output_stage_args(per)
-    seed, words = (noise.seed, noise.words) if noise is not None and noise_sd > 0 else (0, (0, 0))
+    seed, words = _stream_args(noise, noise_sd)
     out = periphery_cpu.dac_conv(
         x.permute(0, 2, 3, 1).contiguous(), w4d.permute(2, 3, 1, 0).reshape(k, w4d.shape[0]), conv.kernel_size,
         conv.stride, conv.padding, in_step(per), half_levels(per.inp_bits), per.inp_bound < 1.0,
@@ -142,13 +147,8 @@ def matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery, noise: Stream 
         return periphery.analog_matmul(x, w_norm, per, noise, digital_scale, row0)
     if per.out_noise > 0 and noise is None:
         raise ValueError("a periphery with output noise needs a noise stream (aimc_lib.rng.Stream)")
-    s = periphery._nonzero_scale(x.abs().amax(dim=-1, keepdim=True)) if per.noise_management == "abs_max" \
-        else torch.ones_like(x[..., :1])
-    if per.inp_bits is None:
-        return _c_output_stage_((x @ w_norm.T).contiguous(), 1.0 / s, s, per, noise, row0, 1, digital_scale)
-    step = in_step(per)
-    levels = dac_levels_(x / (s * step), per)
-    return _c_output_stage_((levels @ w_norm.T).contiguous(), step, s, per, noise, row0, 1, digital_scale)
+    y, mult, s = periphery.matmul_product(x, w_norm, per)
+    return _c_output_stage_(y.contiguous(), mult, s, per, noise, row0, 1, digital_scale)
 
 
 class AnalogLayer(nn.Module):

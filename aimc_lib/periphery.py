@@ -71,7 +71,7 @@ from .converters import (GDC_READOUT_FLOOR, Periphery, conv_output_hw, converter
 from .rng import Stream
 
 __all__ = ["Periphery", "quantize", "converter_levels", "conv_output_hw", "analog_matmul", "analog_conv2d",
-           "one_hot_readout", "output_noise", "patch_abs_max", "PATCH_CHUNK_BYTES"]
+           "one_hot_readout", "output_noise", "matmul_product", "patch_abs_max", "PATCH_CHUNK_BYTES"]
 
 
 def output_noise(stream: Stream, shape: tuple, row0: int = 0, device=None) -> torch.Tensor:
@@ -116,6 +116,14 @@ def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery, noise: 
     ``noise``: the stream of the output noise; ``x[b]`` is its row ``row0 + b``, the outputs of
     ``x[b]`` in row-major order its values (so ``[images, pixels, in]`` patches draw a conv's noise).
     """
+    y, mult, s = matmul_product(x, w_norm, per)
+    return _output_stage_(y, mult, s, per, noise, row0, digital_scale)
+
+
+def matmul_product(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery) -> tuple[torch.Tensor, object, torch.Tensor]:
+    """Steps 1-3 of :func:`analog_matmul`: input scaling, DAC and the crossbar's product. Returns the raw
+    product ``y``, its factor ``mult`` into normalised output units (``1/s``, or the DAC step) and the
+    input scales ``s`` (``[batch, ..., 1]``), for an output stage."""
     if x.dim() < 2:
         raise ValueError(f"analog_matmul: x must be [batch, ..., in], got shape {tuple(x.shape)}")
     if per.noise_management == "abs_max":
@@ -123,10 +131,9 @@ def analog_matmul(x: torch.Tensor, w_norm: torch.Tensor, per: Periphery, noise: 
     else:
         s = torch.ones_like(x[..., :1])
     if per.inp_bits is None:
-        return _output_stage_(x @ w_norm.T, 1.0 / s, s, per, noise, row0, digital_scale)
+        return x @ w_norm.T, 1.0 / s, s
     step = in_step(per)
-    levels = dac_levels_(x / (s * step), per)
-    return _output_stage_(levels @ w_norm.T, step, s, per, noise, row0, digital_scale)
+    return dac_levels_(x / (s * step), per) @ w_norm.T, step, s
 
 
 def _window_max(m: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:

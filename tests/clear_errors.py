@@ -68,3 +68,12 @@ def clear_error_or_valid(call, check_valid, errors=(ValueError, TypeError), vali
     example()
     assert seen == {"clear error", "valid result"}, (
         f"only {seen or 'nothing'} among the examples: the strategies must draw both valid and invalid arguments")
+
+
+def run_cli(args, capsys):
+    """Run the CLI in this process: its exit code, stdout and stderr (never a traceback)."""
+    from aimc_lib.cli import main
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err

@@ -81,3 +81,15 @@ def _schedule_rank(item) -> int:
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_schedule_rank)
+
+
+@pytest.fixture
+def tiny_pt(tmp_path):
+    """A checkpoint of a tiny untrained ResNet-8 (widths 4, 4, 8): a model file for CLI tests."""
+    from aimc_lib.checkpoints import save_atomic
+    from aimc_lib.models import resnet
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    save_atomic({"model": resnet(8, (4, 4, 8)).state_dict(), "meta": {"config": {"depth": 8, "widths": [4, 4, 8]}}},
+                path)
+    return path

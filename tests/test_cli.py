@@ -69,25 +69,10 @@ from aimc_lib.checkpoints import save_atomic  # noqa: E402
 from aimc_lib.models import resnet  # noqa: E402
 from aimc_lib.resume import partial_path  # noqa: E402
 from aimc_lib.training import TrainConfig  # noqa: E402
+from clear_errors import run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "aimc_lib" / "results" / "resnet32-custom_gdc.json"
-
-
-@pytest.fixture()
-def tiny_pt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_atomic({"model": resnet(8, (4, 4, 8)).state_dict(), "meta": {"config": {"depth": 8, "widths": [4, 4, 8]}}},
-                path)
-    return path
-
-
-def run_cli(args, capsys):
-    rc = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return rc, out, err
 
 
 def test_drift_output_rules(tmp_path, tiny_pt, capsys):

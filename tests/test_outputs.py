@@ -6,28 +6,16 @@ import os
 import shutil
 
 import pytest
-import torch
 
 from aimc_lib import checks
 from aimc_lib.checkpoints import load_state, save_atomic
 from aimc_lib.checks import ArgumentError
-from aimc_lib.cli import main
 from aimc_lib.experiments import accuracy_vs_time
-from aimc_lib.models import resnet
-from clear_errors import tiny_model, tiny_split
+from clear_errors import run_cli, tiny_model, tiny_split
 
 
 def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-@pytest.fixture
-def tiny_pt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pt"
-    save_atomic({"model": resnet(8, (4, 4, 8)).state_dict(), "meta": {"config": {"depth": 8, "widths": [4, 4, 8]}}},
-                path)
-    return path
 
 
 @pytest.fixture
@@ -37,13 +25,6 @@ def own_data(tmp_path, data_path):
     folder.mkdir()
     shutil.copy(os.path.join(data_path, "test_batch.npz"), folder / "test_batch.npz")
     return folder
-
-
-def run_cli(args, capsys):
-    rc = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return rc, out, err
 
 
 def test_drift_refuses_to_write_its_own_test_batch(tmp_path, tiny_pt, own_data, capsys, monkeypatch):
