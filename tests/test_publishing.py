@@ -141,3 +141,18 @@ def test_the_site_links_the_downloads_that_make_downloads_writes():
     assert "$(DOWNLOADS)/aimc-book.pdf" in recipe and "$(DOWNLOADS))/aimc-book-notebooks.zip" in recipe
     assert "book_tools/student_edition.py" in recipe
     assert any(s.get("run") == "make downloads" for s in _workflow()["jobs"]["build"]["steps"])
+
+
+def test_the_book_pdf_refuses_an_outline_without_every_page(tmp_path):
+    """A page whose title did not become a bookmark is an error, not a handout without it."""
+    browser = find_browser.find()
+    if browser is None:
+        pytest.skip("no Chromium or Chrome here (make browser)")
+    site = tmp_path / "html"
+    (site / "book").mkdir(parents=True)
+    (site / "book" / "intro.html").write_text(
+        "<html><head></head><body><article class='bd-article'><section><h1>The intro</h1><p>text</p></section></article></body></html>")
+    (site / "book" / "bare.html").write_text(
+        "<html><body><article class='bd-article'><p>no title at all</p></article></body></html>")
+    with pytest.raises(RuntimeError, match="1 top-level bookmarks for the 2 pages after 1 tries"):
+        print_pdf.print_book(site, tmp_path / "book.pdf", browser, pages=["book/intro", "book/bare"], tries=1)
