@@ -50,8 +50,9 @@ def _add_pcm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prog-noise-scale", type=float, default=1.0, help="programming-noise scale (1 = calibrated)")
     p.add_argument("--drift-scale", type=float, default=1.0, help="drift-exponent scale (0 = no drift)")
     p.add_argument("--read-noise-scale", type=float, default=1.0, help="1/f read-noise scale")
-    p.add_argument("--noise-on-zero-target", action="store_true",
-                   help="also program-noise the device whose target is 0 (aihwkit's calibrated model)")
+    p.add_argument("--noise-on-zero-target", action=argparse.BooleanOptionalAction, default=True,
+                   help="program-noise the device whose target is 0 too, as the calibrated model does "
+                        "(default; --no-noise-on-zero-target keeps it at exactly 0 uS)")
 
 
 def _pcm_params(a):

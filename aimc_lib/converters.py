@@ -20,6 +20,8 @@ MAX_BITS = 24
 #: Largest converter range (inp_bound, out_bound) accepted, far beyond any real periphery and small
 #: enough that its levels and products stay finite in float32.
 MAX_BOUND = 1e6
+#: Most calibration reads GDC's readout may average (Periphery.gdc_reads).
+MAX_GDC_READS = 1024
 #: Largest output noise std accepted (normalised output units; 1 is a full-scale output).
 MAX_OUT_NOISE = 1e3
 
@@ -68,6 +70,9 @@ class Periphery:
         out_bound: ADC range ``[-out_bound, out_bound]`` in normalised output units (``None``:
             no clipping; required when ``out_bits`` is set).
         gdc_readout: ``"exact"`` or ``"periphery"`` (one-hot readout through the periphery).
+        gdc_reads: with ``gdc_readout="periphery"``, how many reads of every one-hot input are
+            averaged before the absolute value (1, aihwkit's, or more: a chip can repeat its
+            calibration reads; the output noise in the readout shrinks as 1/sqrt(gdc_reads)).
 
     Numbers are taken by value (numpy and one-element tensor scalars become Python numbers).
     """
@@ -79,6 +84,7 @@ class Periphery:
     out_bits: int | None = None
     out_bound: float | None = None
     gdc_readout: str = "exact"
+    gdc_reads: int = 1
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -93,6 +99,10 @@ class Periphery:
         if self.noise_management not in NOISE_MANAGEMENT:
             raise ValueError(f"Periphery.noise_management must be one of {NOISE_MANAGEMENT}, "
                              f"got {self.noise_management!r}")
+        reads = _as_number("gdc_reads", self.gdc_reads)
+        if not hasattr(reads, "__index__") or not 1 <= int(reads) <= MAX_GDC_READS:
+            raise ValueError(f"Periphery.gdc_reads must be an integer in [1, {MAX_GDC_READS}], got {self.gdc_reads!r}")
+        set_(self, "gdc_reads", int(reads))
         if self.gdc_readout not in GDC_READOUTS:
             raise ValueError(f"Periphery.gdc_readout must be one of {GDC_READOUTS}, got {self.gdc_readout!r}")
 

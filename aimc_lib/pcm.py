@@ -55,9 +55,10 @@ class PCMParams:
         prog_noise_scale: multiplies the programming-noise std sigma_P.
         drift_scale: multiplies every drift exponent nu (0 = no drift).
         read_noise_scale: multiplies the 1/f read-noise std.
-        noise_on_zero_target: if True, the device of a differential pair whose target is 0 also
-            receives programming noise (0.26 uS std, clipped at 0), as aihwkit's calibrated model
-            does; if False (default) it stays exactly at 0 uS, as a fully reset device would.
+        noise_on_zero_target: if True (default), the device of a differential pair whose target is
+            0 also receives programming noise (0.26 uS std, clipped at 0), as the calibrated model
+            (and aihwkit's) does: a RESET device is not at exactly 0 uS. If False it stays exactly
+            at 0 uS, an idealisation (paired studies of both: ``RESULTS.md``).
     """
 
     g_max_us: float = 25.0
@@ -66,7 +67,7 @@ class PCMParams:
     prog_noise_scale: float = 1.0
     drift_scale: float = 1.0
     read_noise_scale: float = 1.0
-    noise_on_zero_target: bool = False
+    noise_on_zero_target: bool = True
 
     def __post_init__(self):
         """Every field by value (numpy and one-element tensor scalars become Python floats, so that
@@ -152,7 +153,7 @@ def program(g_target_us: torch.Tensor, p: PCMParams = PCMParams(),
     """Program devices to ``g_target_us`` (uS).
 
     Returns ``(g_prog_us, nu)``: programmed conductances (>= 0, uS) and one drift exponent per
-    device. Devices with target exactly 0 stay at 0 unless ``p.noise_on_zero_target``.
+    device. Devices with target exactly 0 stay at 0 only if ``p.noise_on_zero_target`` is False.
     ``generator``: a :class:`torch.Generator` (programming noise, then drift exponents, drawn in
     turn) or a pair of :class:`~aimc_lib.rng.Stream` (one for each).
     """

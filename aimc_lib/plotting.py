@@ -500,6 +500,32 @@ def mvm_scatter_figure(y_exact: torch.Tensor, y_analog: torch.Tensor, title: str
     return fig
 
 
+def gdc_readout_bias_figure(study: dict):
+    """GDC's factor through the periphery relative to the exact one, vs time: mean over layers and
+    chips (lines) and the worst layer's chip mean (shaded to it), one panel per model, one colour per
+    number of calibration reads averaged (``scripts/gdc_readout_study.py``'s result).
+
+    Chapter 6b: The periphery: converters and output noise.
+    """
+    times = np.asarray(study["meta"]["times_s"])
+    models = list(study["models"])
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.4), sharey=True, layout="constrained")
+    for ax, name in zip(np.atleast_1d(axes), models):
+        chips = study["models"][name]
+        for k, color in zip(study["meta"]["reads"], ("tab:red", "tab:orange", "tab:green")):
+            b = 100 * np.asarray([[c["bias"][str(k)][str(float(t))] for t in times] for c in chips])  # chip, t, layer
+            mean, worst = b.mean(axis=(0, 2)), b.mean(axis=0).min(axis=1)
+            ax.plot(times, mean, "o-", color=color, label=f"{k} reads averaged" if k > 1 else "1 read (aihwkit)")
+            ax.fill_between(times, worst, mean, color=color, alpha=0.15)
+        ax.axhline(0, color="0.5", lw=1)
+        ax.set_xscale("log")
+        ax.set(xlabel="time after programming (s)", title=name)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel(r"$\alpha_\mathrm{periphery} / \alpha_\mathrm{exact} - 1$ (%)")
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower left")
+    return fig
+
+
 def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accuracy: float, ymin: float = 60):
     """Accuracy vs time for several results: ``{label: (result, kind, with_periphery)}``.
 

@@ -3,20 +3,23 @@
     python scripts/periphery_study.py                      # everything (hours on a 2-core CPU; minutes on a GPU)
     python scripts/periphery_study.py --only parts --models resnet32-fp32 --chips 2 --test-subset 1000 --times 86400
 
-Writes into ``aimc_lib/results/periphery/`` (or ``--out``); each file is written when it is
-complete, and existing files are skipped, so an interrupted run continues where it stopped.
+Writes into ``aimc_lib/results/periphery/`` (or ``--out``); existing files are skipped, and each
+finished chip is kept in ``<file>.partial.json`` until its file is complete, so an interrupted run
+continues after its last finished chip (``aimc_lib.resume``).
 
 * ``main``: both shipped models with the aihwkit-like periphery (8-bit DAC and ADC, output noise
   0.04, GDC read through the periphery) with GDC and with AdaBS, on the grid ``PERIPHERY_TIMES_S``
   (the default grid plus 60 s); 10 chips for custom training, 20 for direct mapping.
   Files ``{model}_{gdc|adabs}_aihwkit.json``.
 * ``parts``: which part costs what, on the same chips (same seeds) as the ideal periphery: DAC
-  only, ADC only, output noise only, all, all with exact GDC readout, and the ideal periphery
-  with ``noise_on_zero_target``. Files ``{model}_gdc_{variant}.json``; chip-by-chip differences
-  to ``ideal`` are what ``results_tables.py`` prints.
+  only, ADC only, output noise only, all, all with exact GDC readout or with 16 GDC calibration
+  reads averaged, and the ideal and aihwkit-like chips with the zero-target device left at 0 uS
+  (``noise_on_zero_target=False``). Files ``{model}_gdc_{variant}.json``; chip-by-chip differences
+  to ``ideal`` (or to ``aihwkit``) are what ``results_tables.py`` prints.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from aimc_lib.cli import script_parser, setup_machine
@@ -40,7 +43,9 @@ PARTS = {
     "out-noise-only": (Periphery(out_noise=0.04), PCMParams()),
     "aihwkit": (AIHWKIT, PCMParams()),
     "aihwkit-exact-gdc": (Periphery.aihwkit_like(gdc_readout="exact"), PCMParams()),
-    "ideal-zero-target-noise": (Periphery.ideal(), PCMParams(noise_on_zero_target=True)),
+    "aihwkit-16-gdc-reads": (dataclasses.replace(AIHWKIT, gdc_reads=16), PCMParams()),
+    "aihwkit-zero-target-off": (AIHWKIT, PCMParams(noise_on_zero_target=False)),
+    "ideal-zero-target-off": (Periphery.ideal(), PCMParams(noise_on_zero_target=False)),
 }
 
 
@@ -81,9 +86,9 @@ def main(argv=None) -> int:
         res = accuracy_vs_time(load_model(name, a.device), test, times, n_chips=chips, compensation=comp,
                                params=params, periphery=per, test_subset=a.test_subset, model_name=name,
                                calibration_split=train if comp == "adabs" else None,
-                               batch_size=eval_batch_size(a.device), progress=False)
+                               batch_size=eval_batch_size(a.device), progress=False, results_path=path)
         res["meta"]["variant"] = fname.removesuffix(".json").split("_", 2)[-1]
-        save_results(res, path)
+        save_results(res, path)  # again, with the variant
         print(f"wrote {path}: " + ", ".join(f"{m:.2f}" for m in res["mean"]), flush=True)
     return 0
 

@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--write-calibration", metavar="NPZ", help="save the AdaBS calibration images and exit")
     ap.add_argument("--only", nargs="+", metavar="MODEL_COMP", choices=[f"{n}_{c}" for n, c in DRIFT_RUNS],
                     help="recompute only these results (e.g. resnet32-custom_adabs); the others are read back")
+    ap.add_argument("--results-dir", help="where steps 4-5 write (default: aimc_lib/results; with --fast, OUT/results)")
     a = ap.parse_args(argv)
     if a.calibration and not a.results_only:
         ap.error("--calibration replaces the training set: use it with --results-only")
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
 
     test = te.subset(500) if a.fast else te
     weights_dir = out / "weights" if a.fast else None
-    results_dir = out / "results" if a.fast else RESULTS_DIR
+    results_dir = Path(a.results_dir) if a.results_dir else out / "results" if a.fast else RESULTS_DIR
     models = {}
     for name, recipe in (("resnet32-fp32", "TrainConfig()"), ("resnet32-custom", "custom_config()")):
         if a.results_only:
@@ -85,16 +86,20 @@ def main(argv=None) -> int:
     for name, comp in DRIFT_RUNS:
         path = results_dir / f"{name}_{comp}.json"
         if a.only and f"{name}_{comp}" not in a.only:
-            results[(name, comp)] = load_results(path)
+            if path.exists():
+                results[(name, comp)] = load_results(path)
             continue
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
                                calibration_images=calibration_images, model_name=name,
                                batch_size=eval_batch_size(a.device),
-                               compile=not a.fast and a.device == "cpu")
+                               compile=not a.fast and a.device == "cpu", results_path=path)
         save_results(res, path)
         results[(name, comp)] = res
         print(f"wrote {path}", flush=True)
+    if any(key not in results for key in ((n, "gdc") for n in models)):
+        print("the figure needs both GDC results: not drawn", flush=True)
+        return 0
     fig = paper_figure(results[("resnet32-custom", "gdc")], results[("resnet32-fp32", "gdc")],
                        fp32_accuracy=models["resnet32-fp32"][1])
     for ext in ("png", "svg"):

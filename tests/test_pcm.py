@@ -88,9 +88,10 @@ def test_drift_follows_power_law_and_t0_is_no_drift():
 
 def test_clipping_at_zero_and_zero_target_option():
     target = torch.zeros(N)
-    g_off, _ = pcm.program(target, PCMParams(), gen())
+    g_off, _ = pcm.program(target, PCMParams(noise_on_zero_target=False), gen())
     assert torch.equal(g_off, target)
-    g_on, _ = pcm.program(target, PCMParams(noise_on_zero_target=True), gen())
+    g_on, _ = pcm.program(target, PCMParams(), gen())  # the calibrated model's default
+    assert PCMParams().noise_on_zero_target
     assert (g_on >= 0).all() and (g_on > 0).float().mean().item() == pytest.approx(0.5, abs=0.01)
     # max(0, N(0, 0.2635)): mean sigma / sqrt(2 pi)
     assert g_on.mean().item() == pytest.approx(0.2635 / math.sqrt(2 * math.pi), rel=0.01)

@@ -1,4 +1,5 @@
 """The periphery: converters, output noise and GDC readout, against their definitions."""
+import dataclasses
 import math
 
 import pytest
@@ -170,6 +171,26 @@ def test_gdc_readout_through_the_periphery(net):
         alpha = ref[name] / one_hot_readout(w_day, per, rng.Stream(0, rng.READOUT_NOISE, 0, 0, 1))
         assert 1.0 < alpha < 1.25 * exact[name], name
     assert one_hot_readout(torch.zeros(3, 4), Periphery(out_bits=8, out_bound=10.0)) == 1e-4  # aihwkit's floor
+
+
+def test_gdc_readout_averages_its_calibration_reads():
+    """gdc_reads=k averages k one-hot reads (rows j*in.. of the noise stream) before |.|: read 1 is
+    the single read's, and the readout of a zero crossbar falls from sigma*sqrt(2/pi) as 1/sqrt(k)."""
+    per1 = Periphery(out_noise=0.04)
+    w = torch.zeros(64, 32)
+    s = rng.Stream(5, rng.READOUT_NOISE, 2, 0, 1)
+    eye = torch.eye(32)
+    by_hand = sum(analog_matmul(eye, w, per1, s, row0=j * 32) for j in range(4)) / 4
+    per4 = dataclasses.replace(per1, gdc_reads=4)
+    assert one_hot_readout(w, per4, s) == pytest.approx(float(by_hand.abs().mean()), rel=1e-6)
+    assert one_hot_readout(w, per1, s) == pytest.approx(float(analog_matmul(eye, w, per1, s).abs().mean()))
+    expected = 0.04 * math.sqrt(2 / math.pi)
+    assert one_hot_readout(w, per1, s) == pytest.approx(expected, rel=0.05)
+    assert one_hot_readout(w, dataclasses.replace(per1, gdc_reads=16), s) == pytest.approx(expected / 4, rel=0.05)
+    for bad in (0, -1, 1.5, True, "4", 2000):
+        with pytest.raises(ValueError, match="Periphery.gdc_reads must be"):
+            Periphery(gdc_reads=bad)
+    assert Periphery(gdc_reads=torch.tensor(3)).gdc_reads == 3
 
 
 def test_accuracy_vs_time_records_the_periphery(net):

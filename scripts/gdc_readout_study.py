@@ -1,0 +1,100 @@
+"""How well GDC's readout through the periphery measures drift: its bias, layer by layer, on real chips.
+
+    python scripts/gdc_readout_study.py                       # both models, 5 chips (minutes on a CPU)
+    python scripts/gdc_readout_study.py --chips 2 --out /tmp/gdc.json
+
+GDC scales a layer by alpha(t) = readout(t_ref) / readout(t). With exact arithmetic the readout is
+mean |G+ - G-| (``gdc_readout="exact"``). On the chip it is measured through the periphery: every
+one-hot input vector, through the 8-bit DAC, output noise (std 0.04 of full scale) and the 8-bit ADC
+over [-10, 10] (a step of 0.079), and the mean absolute output. As drift shrinks the weights, the
+output noise and the ADC's step weigh more in |output|, whose mean is then too large: alpha comes
+out too small, and the layer is under-corrected. This script measures that bias, ``alpha_estimated /
+alpha_exact - 1`` for every analog layer, chip and time, for estimators the hardware can run:
+
+* ``one-hot``: one read of every one-hot input (``Periphery.gdc_readout="periphery"``);
+* ``one-hot, k reads averaged`` (``Periphery.gdc_reads=k``): the same k times, the outputs averaged
+  before the absolute value (output noise shrinks as 1/sqrt(k); the ADC's step does not).
+
+It writes a JSON file (default ``aimc_lib/results/studies/gdc_readout.json``) read by the book and
+``results_tables.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from aimc_lib import rng
+from aimc_lib.cli import script_parser, setup_machine
+from aimc_lib.converters import Periphery
+from aimc_lib.mapping import AnalogChip
+from aimc_lib.pcm import PCMParams
+from aimc_lib.periphery import one_hot_readout
+from aimc_lib.times import DAY_S, HOUR_S, MONTH_S, YEAR_S
+from aimc_lib.zoo import RESULTS_DIR, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("resnet32-fp32", "resnet32-custom")
+TIMES_S = (60.0, HOUR_S, DAY_S, MONTH_S, YEAR_S)
+READS = (1, 4, 16)
+
+
+def readout_stream(seed: int, layer: int, read: int) -> rng.Stream:
+    """The stream of the readout's output noise that :class:`AnalogChip` uses for this read."""
+    return rng.Stream(seed, rng.READOUT_NOISE, layer, 0, read)
+
+
+def chip_biases(model, seed: int, params: PCMParams, per: Periphery) -> dict:
+    """``{"k": {t: [bias per layer]}}`` and each layer's mean |w| / max |w| at t_ref, for one chip."""
+    chip = AnalogChip(model, params, seed=seed)
+    pers = {k: dataclasses.replace(per, gdc_reads=k) for k in READS}
+    g_max = params.g_max_us
+    out = {str(k): {} for k in READS}
+    ref = {}
+    for i, st in enumerate(chip.layers.values()):
+        w0 = st.reference_diff_us / g_max
+        ref[i] = {k: one_hot_readout(w0, pers[k], readout_stream(seed, i, 0)) for k in READS}
+    for t in TIMES_S:
+        read = chip._next_read()
+        for k in READS:
+            out[str(k)][str(t)] = []
+        for i, st in enumerate(chip.layers.values()):
+            diff = chip._read_difference(st, t, i, read)
+            alpha_exact = st.gdc_reference_us / float(diff.abs().mean())
+            for k in READS:
+                alpha = ref[i][k] / one_hot_readout(diff / g_max, pers[k], readout_stream(seed, i, read))
+                out[str(k)][str(t)].append(alpha / alpha_exact - 1.0)
+    fill = [float(st.reference_diff_us.abs().mean() / g_max) for st in chip.layers.values()]
+    return {"bias": out, "mean_abs_w_over_max": fill}
+
+
+def main(argv=None) -> int:
+    ap = script_parser(__doc__, out=RESULTS_DIR / "studies" / "gdc_readout.json")
+    ap.add_argument("--chips", type=int, default=5)
+    ap.add_argument("--zero-target", type=int, default=1, help="1: programming noise on the zero-target device")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    a = ap.parse_args(argv)
+    setup_machine(a, strict_fp32=True)
+    params, per = PCMParams(noise_on_zero_target=bool(a.zero_target)), Periphery.aihwkit_like()
+    res = {"meta": {"times_s": list(TIMES_S), "reads": list(READS), "chips": a.chips,
+                    "params": params.to_dict(), "periphery": per.to_dict(), "stream": rng.STREAM_NAME},
+           "models": {}}
+    for name in a.models:
+        model = load_model(name, a.device)
+        chips = [chip_biases(model, s, params, per) for s in range(a.chips)]
+        res["models"][name] = chips
+        for k in READS:
+            for t in TIMES_S:
+                b = torch.tensor([c["bias"][str(k)][str(t)] for c in chips])
+                print(f"{name} reads={k:2d} t={t:>10.0f} s: bias mean {100 * b.mean():+.2f} %, "
+                      f"layers {100 * b.mean(0).min():+.2f} .. {100 * b.mean(0).max():+.2f} %", flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
