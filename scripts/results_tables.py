@@ -57,6 +57,9 @@ def main() -> int:
     recipe = studies / "fp32_recipe.json"
     if recipe.exists():
         print(recipe_tables(json.loads(recipe.read_text()), json.loads((studies / "weight_noise.json").read_text())))
+    gdc = studies / "gdc_readout.json"
+    if gdc.exists():
+        print(gdc_readout_table(json.loads(gdc.read_text())))
     full = zoo.RESULTS_DIR / "periphery"
     if full.exists():
         print(periphery_table(full))
@@ -139,6 +142,22 @@ def periphery_parts_table(folder: Path, t_s: float = 86400.0) -> str:
             d = acc - ref
             rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | {acc.mean():.2f} +- "
                         f"{acc.std(ddof=1):.2f} | {paired_change(d)} |")
+    return "\n".join(rows) + "\n"
+
+
+def gdc_readout_table(study: dict) -> str:
+    """GDC's factor through the periphery relative to the exact one (``scripts/gdc_readout_study.py``):
+    mean over chips and layers, in %, per number of calibration reads, and the worst layer at a year."""
+    times = study["meta"]["times_s"]
+    labels = {60.0: "60 s", 3600.0: "1 h", 86400.0: "1 day", 30 * 86400.0: "1 month", 365 * 86400.0: "1 year"}
+    rows = ["| model, GDC calibration reads | chips | " + " | ".join(labels[t] for t in times)
+            + " | worst layer, 1 year |", "| --- | --- | " + " | ".join("---" for _ in times) + " | --- |"]
+    for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
+        chips = study["models"][model]
+        for k in study["meta"]["reads"]:
+            b = 100 * np.asarray([[c["bias"][str(k)][str(float(t))] for t in times] for c in chips])
+            rows.append(f"| {label}, {k} | {len(chips)} | " + " | ".join(f"{v:+.2f} %" for v in b.mean(axis=(0, 2)))
+                        + f" | {b[:, -1].mean(axis=0).min():+.1f} % |")
     return "\n".join(rows) + "\n"
 
 
