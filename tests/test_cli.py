@@ -247,8 +247,12 @@ def test_train_run_dir_rules(tmp_path, tiny_pt, capsys):
 
 SLOW_AFTER_EACH_CHIP = """
 import sys, time
+import signal
 from aimc_lib import resume
 from aimc_lib.cli import main
+# Ctrl-C as in a terminal, even when the tests run in a background job (which ignores SIGINT, and a
+# Python started with SIGINT ignored installs no KeyboardInterrupt handler)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 orig = resume.ChipLog.add
 def add(self, *a, **k):
     orig(self, *a, **k)
