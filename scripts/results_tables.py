@@ -60,6 +60,9 @@ def main() -> int:
     gdc = studies / "gdc_readout.json"
     if gdc.exists():
         print(gdc_readout_table(json.loads(gdc.read_text())))
+    zeros = studies / "zero_inputs.json"
+    if zeros.exists():
+        print(zero_inputs_table(json.loads(zeros.read_text())))
     full = zoo.RESULTS_DIR / "periphery"
     if full.exists():
         print(periphery_table(full))
@@ -158,6 +161,18 @@ def gdc_readout_table(study: dict) -> str:
             b = 100 * np.asarray([[c["bias"][str(k)][str(float(t))] for t in times] for c in chips])
             rows.append(f"| {label}, {k} | {len(chips)} | " + " | ".join(f"{v:+.2f} %" for v in b.mean(axis=(0, 2)))
                         + f" | {b[:, -1].mean(axis=0).min():+.1f} % |")
+    return "\n".join(rows) + "\n"
+
+
+def zero_inputs_table(study: dict) -> str:
+    """How often an analog layer's input vector is all zero (``scripts/zero_inputs_study.py``)."""
+    rows = ["| model | test images | all-zero input vectors (all layers) | the layer with most |",
+            "| --- | --- | --- | --- |"]
+    for model, counts in study["models"].items():
+        zeros, total = (sum(c[i] for c in counts.values()) for i in (0, 1))
+        worst = max(counts, key=lambda k: counts[k][0] / counts[k][1])
+        rows.append(f"| {model} | {study['test_images']:,} | {100 * zeros / total:.3f} % | "
+                    f"{worst}: {100 * counts[worst][0] / counts[worst][1]:.2f} % |")
     return "\n".join(rows) + "\n"
 
 
