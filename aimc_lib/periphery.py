@@ -237,7 +237,7 @@ def one_hot_readout(w_norm: torch.Tensor, per: Periphery, noise: Stream | None =
     Read ``j`` of the one-hot inputs draws rows ``j * in .. (j + 1) * in - 1`` of ``noise``. Every
     backend computes the same numbers here (a one-hot product is exact), so the reference is used.
 
-    The absolute value makes this estimate of mean |w| too large by about the output noise's share
+    The absolute value makes this estimate of ``mean |w|`` too large by about the output noise's share
     once drift has shrunk the weights toward it (GDC's alpha then comes out too small); averaging
     reads shrinks that bias (measured: ``scripts/gdc_readout_study.py``).
     """
