@@ -549,18 +549,29 @@ def periphery_curves_figure(curves: dict[str, tuple[dict, str, bool]], fp32_accu
 
 
 def paper_figure(custom: dict | None, direct: dict | None, fp32_accuracy: float,
-                 model: nn.Module | None = None, tmax: float = 1e5):
+                 model: nn.Module | None = None, tmax: float = 1e5, chip: str = "",
+                 reference: tuple[dict | None, dict | None] | None = None, reference_chip: str = "ideal chip"):
     """The seed figure: network diagram on top; accuracy vs time below (FP32 dashed, custom training
     blue squares, direct mapping red diamonds, error bars over chips).
+
+    ``chip`` names the chip the two curves were read on (in the legend, e.g. "realistic chip");
+    ``reference``: ``(custom, direct)`` results of another chip (e.g. the ideal one, the teaching
+    step before), drawn faintly with open markers and named by ``reference_chip``.
 
     Chapter 7: Reproducing the figure.
     """
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), gridspec_kw={"height_ratios": [1, 3]})
     draw_network(model, top)
     bottom.axhline(fp32_accuracy, label=f"Floating point (FP32) baseline ({fp32_accuracy:.1f} %)", **STYLE["fp32"])
-    for res, kind, name in ((custom, "custom", "Custom training"), (direct, "direct", "Direct mapping of FP32 weights")):
+    names = (("custom", "Custom training"), ("direct", "Direct mapping of FP32 weights"))
+    for (kind, name), res in zip(names, reference or (None, None)):
         if res is not None:
-            plot_accuracy_vs_time(bottom, res, kind, f"{name} ({res['meta']['compensation'].upper()})", tmax=tmax)
+            plot_accuracy_vs_time(bottom, res, kind, f"{name}, {reference_chip} ({res['meta']['compensation'].upper()})",
+                                  tmax=tmax, alpha=0.45, markerfacecolor="none", linestyle=":")
+    for (kind, name), res in zip(names, (custom, direct)):
+        if res is not None:
+            where = f", {chip}" if chip else ""
+            plot_accuracy_vs_time(bottom, res, kind, f"{name}{where} ({res['meta']['compensation'].upper()})", tmax=tmax)
     format_time_axis(bottom, tmax=tmax)
     bottom.legend(loc="lower left", fontsize=9)
     fig.tight_layout()

@@ -51,3 +51,18 @@ def test_paper_figure_crops_at_tmax():
     fig = paper_figure(res, None, fp32_accuracy=92.0, tmax=1e5)
     line = [l for l in fig.axes[1].get_lines() if l.get_marker() == "s"][0]
     assert list(line.get_xdata()) == [1.0, 1e5]
+
+
+def test_paper_figure_names_both_chips():
+    """The headline chip's curves and, faintly, a reference chip's, each named in the legend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from aimc_lib.plotting import paper_figure
+    res = {"times_s": [1.0, 1e5], "mean": [90.0, 89.0], "std": [0.1, 0.1], "meta": {"compensation": "gdc"}}
+    ideal = {**res, "mean": [91.0, 90.5]}
+    fig = paper_figure(res, res, 92.0, chip="realistic chip", reference=(ideal, ideal))
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "Custom training, realistic chip (GDC)" in labels and "Direct mapping of FP32 weights, ideal chip (GDC)" in labels
+    assert len(labels) == 5  # FP32, two reference curves, two headline curves
+    faint = [l for l in fig.axes[1].get_lines() if l.get_alpha() == 0.45 and l.get_marker() in ("s", "D")]
+    assert len(faint) == 2 and all(l.get_markerfacecolor() == "none" for l in faint)
