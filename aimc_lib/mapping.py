@@ -64,6 +64,13 @@ def read_stream(seed: int, layer: int, device: int, read: int) -> rng.Stream:
     return rng.Stream(seed, rng.READ_NOISE, layer, device, read)
 
 
+def readout_stream(seed: int, layer: int, read: int) -> rng.Stream:
+    """The output noise of GDC's one-hot readout through the periphery, at read ``read`` (0: the
+    reference right after programming) of layer ``layer`` of chip ``seed``
+    (:func:`aimc_lib.periphery.one_hot_readout`)."""
+    return rng.Stream(seed, rng.READOUT_NOISE, layer, 0, read)
+
+
 def weights_to_targets(w: torch.Tensor, w_max: float, g_max_us: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed weights -> target conductances (G+, G-) in uS of a differential pair."""
     scale = g_max_us / w_max if w_max > 0 else 0.0
@@ -214,8 +221,7 @@ class AnalogChip:
         """GDC reference readouts at t_ref = 0 measured through ``per`` (once per periphery; read 0)."""
         if per not in self._periphery_references:
             self._periphery_references[per] = {
-                name: one_hot_readout(st.reference_diff_us / self.params.g_max_us, per,
-                                      rng.Stream(self.seed, rng.READOUT_NOISE, i, 0, 0))
+                name: one_hot_readout(st.reference_diff_us / self.params.g_max_us, per, readout_stream(self.seed, i, 0))
                 for i, (name, st) in enumerate(self.layers.items())}
         return self._periphery_references[per]
 
@@ -238,8 +244,7 @@ class AnalogChip:
             alpha = 1.0
             if compensation != "none":
                 if reference is not None:
-                    alpha = reference[name] / one_hot_readout(w_norm, per,
-                                                              rng.Stream(self.seed, rng.READOUT_NOISE, i, 0, read))
+                    alpha = reference[name] / one_hot_readout(w_norm, per, readout_stream(self.seed, i, read))
                 else:
                     readout = float(diff.abs().mean())
                     alpha = st.gdc_reference_us / readout if readout > 0 else 1.0

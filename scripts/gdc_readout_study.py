@@ -29,7 +29,7 @@ import torch
 from aimc_lib import rng
 from aimc_lib.cli import script_parser, setup_machine
 from aimc_lib.converters import Periphery
-from aimc_lib.mapping import AnalogChip
+from aimc_lib.mapping import AnalogChip, readout_stream
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import one_hot_readout
 from aimc_lib.times import DAY_S, HOUR_S, MONTH_S, YEAR_S
@@ -39,11 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("resnet32-fp32", "resnet32-custom")
 TIMES_S = (60.0, HOUR_S, DAY_S, MONTH_S, YEAR_S)
 READS = (1, 4, 16)
-
-
-def readout_stream(seed: int, layer: int, read: int) -> rng.Stream:
-    """The stream of the readout's output noise that :class:`AnalogChip` uses for this read."""
-    return rng.Stream(seed, rng.READOUT_NOISE, layer, 0, read)
 
 
 def chip_biases(model, seed: int, params: PCMParams, per: Periphery) -> dict:

@@ -11,7 +11,7 @@ from aimc_lib.data import Split
 from aimc_lib.experiments import accuracy_vs_time
 from aimc_lib import periphery, rng
 from aimc_lib.backends import AnalogLayer
-from aimc_lib.mapping import AnalogChip
+from aimc_lib.mapping import AnalogChip, readout_stream
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import (Periphery, analog_conv2d, analog_matmul, converter_levels, one_hot_readout,
                                 quantize)
@@ -168,7 +168,7 @@ def test_gdc_readout_through_the_periphery(net):
     ref = chip._periphery_reference(per)
     for name, st in chip.layers.items():
         w_day = chip._read_difference(st, 86_400.0, 0, 1) / drift_only.g_max_us
-        alpha = ref[name] / one_hot_readout(w_day, per, rng.Stream(0, rng.READOUT_NOISE, 0, 0, 1))
+        alpha = ref[name] / one_hot_readout(w_day, per, readout_stream(0, 0, 1))
         assert 1.0 < alpha < 1.25 * exact[name], name
     assert one_hot_readout(torch.zeros(3, 4), Periphery(out_bits=8, out_bound=10.0)) == 1e-4  # aihwkit's floor
 
