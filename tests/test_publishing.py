@@ -85,9 +85,7 @@ def test_the_pdf_has_page_numbers_and_bookmarks(tmp_path):
     options = print_pdf.pdf_options(tmp_path / "x.pdf")
     assert options["display_header_footer"] and options["outline"] and options["tagged"]
     assert 'class="pageNumber"' in options["footer_template"] and 'class="totalPages"' in options["footer_template"]
-    browser = find_browser.find()
-    if browser is None:
-        pytest.skip("no Chromium or Chrome here (make browser)")
+    browser = _browser()
     page = tmp_path / "page.html"
     page.write_text('<html><body><h1>One</h1><p>a</p><h2>One, part two</h2>'
                     '<h1 style="break-before: page">Two</h1><p>b</p>'
@@ -109,18 +107,30 @@ def test_the_pdf_has_page_numbers_and_bookmarks(tmp_path):
         assert pool.submit(asyncio.run, inside_a_running_event_loop()).result() == 3
 
 
-def test_the_book_pdf_prints_every_page_title_that_the_theme_hides_in_print(tmp_path):
-    """sphinx-book-theme's print style hides the article's h1; the combined book shows each again."""
+def _browser() -> str:
     browser = find_browser.find()
     if browser is None:
         pytest.skip("no Chromium or Chrome here (make browser)")
+    return browser
+
+
+def _tiny_site(tmp_path, articles: dict[str, str], head: str = "") -> Path:
+    """A built site of ``book/<name>.html`` pages, each with one ``bd-article`` of the given HTML."""
     site = tmp_path / "html"
     (site / "book").mkdir(parents=True)
-    style = "<style>@media print { .bd-article h1 { display: none; } }</style>"
-    for name, title in (("intro", "The intro"), ("one", "Chapter one")):
+    for name, article in articles.items():
         (site / "book" / f"{name}.html").write_text(
-            f"<html><head>{style}</head><body><article class='bd-article'><section><h1>{title}</h1>"
-            f"<p>text</p><section><h2>{title}, a section</h2><p>more</p></section></section></article></body></html>")
+            f"<html><head>{head}</head><body><article class='bd-article'>{article}</article></body></html>")
+    return site
+
+
+def test_the_book_pdf_prints_every_page_title_that_the_theme_hides_in_print(tmp_path):
+    """sphinx-book-theme's print style hides the article's h1; the combined book shows each again."""
+    browser = _browser()
+    site = _tiny_site(tmp_path, {
+        name: f"<section><h1>{title}</h1><p>text</p><section><h2>{title}, a section</h2><p>more</p></section></section>"
+        for name, title in (("intro", "The intro"), ("one", "Chapter one"))},
+        head="<style>@media print { .bd-article h1 { display: none; } }</style>")
     pdf = tmp_path / "book.pdf"
     assert print_pdf.print_book(site, pdf, browser, pages=["book/intro", "book/one"]) == 2
     assert print_pdf.bookmark_count(pdf, top_level=True) == 2 and print_pdf.bookmark_count(pdf) == 4
@@ -145,14 +155,8 @@ def test_the_site_links_the_downloads_that_make_downloads_writes():
 
 def test_the_book_pdf_refuses_an_outline_without_every_page(tmp_path):
     """A page whose title did not become a bookmark is an error, not a handout without it."""
-    browser = find_browser.find()
-    if browser is None:
-        pytest.skip("no Chromium or Chrome here (make browser)")
-    site = tmp_path / "html"
-    (site / "book").mkdir(parents=True)
-    (site / "book" / "intro.html").write_text(
-        "<html><head></head><body><article class='bd-article'><section><h1>The intro</h1><p>text</p></section></article></body></html>")
-    (site / "book" / "bare.html").write_text(
-        "<html><body><article class='bd-article'><p>no title at all</p></article></body></html>")
+    browser = _browser()
+    site = _tiny_site(tmp_path, {"intro": "<section><h1>The intro</h1><p>text</p></section>",
+                                 "bare": "<p>no title at all</p>"})
     with pytest.raises(RuntimeError, match="1 top-level bookmarks for the 2 pages after 1 tries"):
         print_pdf.print_book(site, tmp_path / "book.pdf", browser, pages=["book/intro", "book/bare"], tries=1)
