@@ -14,8 +14,9 @@ continues after its last finished chip (``aimc_lib.resume``).
 * ``parts``: which part costs what, on the same chips (same seeds) as the ideal periphery: DAC
   only, ADC only, output noise only, all, all with exact GDC readout or with 16 GDC calibration
   reads averaged, and the ideal and aihwkit-like chips with the zero-target device left at 0 uS
-  (``noise_on_zero_target=False``). Files ``{model}_gdc_{variant}.json``; chip-by-chip differences
-  to ``ideal`` (or to ``aihwkit``) are what ``results_tables.py`` prints.
+  (``noise_on_zero_target=False``), read at ``PARTS_TIMES_S`` (1 day, 1 month, 1 year). Files
+  ``{model}_gdc_{variant}.json``; chip-by-chip differences to ``ideal`` (or to ``aihwkit``) are what
+  ``results_tables.py`` prints.
 """
 from __future__ import annotations
 
@@ -29,12 +30,14 @@ from aimc_lib.experiments import accuracy_vs_time
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import Periphery
 from aimc_lib.result_files import save_results
-from aimc_lib.times import PERIPHERY_TIMES_S
+from aimc_lib.times import DAY_S, MONTH_S, PERIPHERY_TIMES_S, YEAR_S
 from aimc_lib.zoo import RESULTS_DIR, load_model
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
 CHIPS = {"resnet32-fp32": 20, "resnet32-custom": 10}
 AIHWKIT = Periphery.aihwkit_like(gdc_readout="periphery")
+#: The parts are read at these times only: the drift-dependent costs, without the full grid's price.
+PARTS_TIMES_S = [DAY_S, MONTH_S, YEAR_S]
 #: variant -> (periphery, PCM parameters); all on the same chips as "ideal".
 PARTS = {
     "ideal": (Periphery.ideal(), PCMParams()),
@@ -58,25 +61,28 @@ def main(argv=None) -> int:
     ap.add_argument("--compensations", nargs="+", choices=("gdc", "adabs"), default=["gdc", "adabs"],
                     help="which compensations the main results use (default: both)")
     ap.add_argument("--chips", type=int, help="chips per result (default: 20 direct mapping, 10 custom)")
-    ap.add_argument("--times", type=float, nargs="+", help="times in s (default: PERIPHERY_TIMES_S)")
+    ap.add_argument("--times", type=float, nargs="+",
+                    help="times in s (default: PERIPHERY_TIMES_S for main, PARTS_TIMES_S for parts)")
     ap.add_argument("--test-subset", type=int, default=0, help="class-balanced test subset (0 = all 10,000)")
     a = ap.parse_args(argv)
     setup_machine(a, strict_fp32=True)
     out = Path(a.out)
     test = load_cifar10("test")
-    times = a.times or PERIPHERY_TIMES_S
     jobs = []
     for name in a.models:
         chips = a.chips or CHIPS[name]
         if a.only in (None, "parts"):
             for variant in a.variants:
                 per, params = PARTS[variant]
-                jobs.append((f"{name}_gdc_{variant}.json", name, "gdc", per, params, chips))
+                # the "aihwkit" variant is the main GDC result itself, on its full grid
+                grid = PERIPHERY_TIMES_S if variant == "aihwkit" else PARTS_TIMES_S
+                jobs.append((f"{name}_gdc_{variant}.json", name, "gdc", per, params, chips, a.times or grid))
         if a.only in (None, "main"):
             for comp in a.compensations:
-                jobs.append((f"{name}_{comp}_aihwkit.json", name, comp, AIHWKIT, PCMParams(), chips))
+                jobs.append((f"{name}_{comp}_aihwkit.json", name, comp, AIHWKIT, PCMParams(), chips,
+                             a.times or PERIPHERY_TIMES_S))
     train = None
-    for fname, name, comp, per, params, chips in jobs:
+    for fname, name, comp, per, params, chips, times in jobs:
         path = out / fname
         if path.exists():
             print(f"exists, skipped: {path}", flush=True)
