@@ -584,7 +584,7 @@ def single_chip_figure(panels: dict[str, tuple[dict, dict | None, str]], n_trace
 
     ``panels`` maps a title to ``(result, reference, kind)``: ``result``'s chips ``0..n_traces-1``
     are drawn as thin lines (the first chips, not chosen), its mean with error bars (std over
-    chips) on top, and ``reference`` (e.g. the same chips with an ideal periphery; ``None`` to
+    chips) on top, and ``reference`` (e.g. the same chips on the ideal chip: exact periphery; ``None`` to
     leave it out) as a faded mean; the dashed line is the network's own FP32 accuracy. The hardware experiment is one chip read over time: the thin
     lines, not the mean, are what it can be compared with.
 
@@ -601,7 +601,7 @@ def single_chip_figure(panels: dict[str, tuple[dict, dict | None, str]], n_trace
         ax.axhline(fp32, label=f"this network in FP32 ({fp32:.1f} %)", **STYLE["fp32"])
         if ref is not None:
             ax.plot(ref["times_s"], ref["mean"], color=STYLE[kind]["color"], alpha=0.35, lw=3,
-                    label=f"mean, ideal periphery ({ref['meta']['n_chips']} chips)")
+                    label=f"mean, ideal chip ({ref['meta']['n_chips']} chips)")
         for k in range(min(n_traces, len(chips))):
             ax.plot(t, chips[k], color="0.35", lw=0.9, alpha=0.8, marker=".", ms=3,
                     label=f"single chips (seeds 0-{min(n_traces, len(chips)) - 1})" if k == 0 else None)

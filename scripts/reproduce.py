@@ -14,7 +14,8 @@ Steps (each resumable: re-running skips or continues what is done):
 3. publish both into aimc_lib/weights (sha256 manifest) with their measured test accuracy
 4. accuracy vs time on simulated PCM (10 chips; GDC for both; none and AdaBS for custom;
    none for FP32) -> aimc_lib/results/*.json (shipped with the package)
-5. the paper figure -> aimc_lib/results/figure.png and .svg
+5. the paper figure (``aimc_lib.headline``: the realistic chip beside the ideal one, or the ideal
+   chip alone when the periphery results are not there) -> aimc_lib/results/figure.png and .svg
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from aimc_lib.config import eval_batch_size
 from aimc_lib.data import load_cifar10, load_split, save_split
 from aimc_lib.evaluation import accuracy
 from aimc_lib.experiments import accuracy_vs_time
-from aimc_lib.plotting import paper_figure
-from aimc_lib.result_files import COMMITTED_RESULTS, load_results, save_results
+from aimc_lib.headline import save_headline_figure
+from aimc_lib.result_files import COMMITTED_RESULTS, save_results
 from aimc_lib.times import DAY_S, DEFAULT_TIMES_S, HOUR_S
 from aimc_lib.training import TrainConfig, custom_config, train
 from aimc_lib.zoo import RESULTS_DIR, load_model, publish
@@ -82,12 +83,9 @@ def main(argv=None) -> int:
 
     times = [1.0, HOUR_S, DAY_S] if a.fast else DEFAULT_TIMES_S
     chips = 2 if a.fast else a.chips
-    results = {}
     for name, comp in DRIFT_RUNS:
         path = results_dir / f"{name}_{comp}.json"
         if a.only and f"{name}_{comp}" not in a.only:
-            if path.exists():
-                results[(name, comp)] = load_results(path)
             continue
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
@@ -95,16 +93,9 @@ def main(argv=None) -> int:
                                batch_size=eval_batch_size(a.device),
                                compile=not a.fast and a.device == "cpu", results_path=path)
         save_results(res, path)
-        results[(name, comp)] = res
         print(f"wrote {path}", flush=True)
-    if any(key not in results for key in ((n, "gdc") for n in models)):
-        print("the figure needs both GDC results: not drawn", flush=True)
-        return 0
-    fig = paper_figure(results[("resnet32-custom", "gdc")], results[("resnet32-fp32", "gdc")],
-                       fp32_accuracy=models["resnet32-fp32"][1])
-    for ext in ("png", "svg"):
-        fig.savefig(results_dir / f"figure.{ext}", bbox_inches="tight", dpi=150)
-    print(f"wrote {results_dir / 'figure.png'}")
+    png = save_headline_figure(results_dir)  # the realistic chip, if its results are there, beside the ideal one
+    print(f"wrote {png}" if png else "the figure needs both GDC results: not drawn", flush=True)
     return 0
 
 

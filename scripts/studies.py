@@ -16,6 +16,8 @@ chips are kept in ``<file>.partial.json``, so an interrupted run continues after
   - ``no-read-noise``: programming noise and drift, no 1/f read noise;
   - ``zero-target-off``: the device of a pair whose target is 0 stays at exactly 0 uS (the
     calibrated model, our default, programs it with noise).
+* ``resnet32-custom_adabs_unaugmented-calibration.json``: AdaBS with its 2,000 calibration images
+  as they are, not augmented like the training batches (the shipped AdaBS result augments them).
 """
 from __future__ import annotations
 
@@ -70,6 +72,19 @@ def main(argv=None) -> int:
             res["meta"]["variant"] = variant
             save_results(res, path)
             print(f"wrote {path}", flush=True)
+
+    name = "resnet32-custom"
+    path = out / f"{name}_adabs_unaugmented-calibration.json"
+    if path.exists():
+        print(f"exists, skipped: {path}", flush=True)
+    else:
+        res = accuracy_vs_time(models[name], test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="adabs",
+                               calibration_split=load_cifar10("train"), calibration_augmented=False,
+                               model_name=name, compile=a.device == "cpu", batch_size=eval_batch_size(a.device),
+                               results_path=path)
+        res["meta"]["variant"] = "unaugmented-calibration"
+        save_results(res, path)
+        print(f"wrote {path}", flush=True)
     return 0
 
 

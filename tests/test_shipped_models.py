@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import aimc_lib
-from aimc_lib import zoo
+from aimc_lib import headline, zoo
 from aimc_lib.checkpoints import CheckpointError
 from aimc_lib.evaluation import accuracy
 from aimc_lib.experiments import model_sha256
@@ -131,9 +131,8 @@ def test_committed_periphery_parts_are_paired_with_the_ideal_periphery(name):
         assert meta["model_sha256"] == model_sha256(aimc_lib.pretrained(name)), variant
 
 
-#: The results behind the headline: each network with GDC, on the ideal chip and through the periphery.
-HEADLINE = ("resnet32-fp32_gdc", "resnet32-custom_gdc", "periphery/resnet32-fp32_gdc_aihwkit",
-            "periphery/resnet32-custom_gdc_aihwkit")
+#: The results behind the headline: each network with GDC, on the ideal chip and the realistic one.
+HEADLINE = (*headline.IDEAL.values(), *headline.REALISTIC.values())
 
 
 def _headline_chips() -> list[tuple[str, int]]:

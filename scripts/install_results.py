@@ -1,0 +1,161 @@
+"""Install the regenerated results (``runs/results-next``) into ``aimc_lib/results``, all or none.
+
+    python scripts/install_results.py                 # check the regenerated set; list what is missing
+    python scripts/install_results.py --install       # then copy it in and redraw the figure
+
+The set is what the scripts write: ``scripts/reproduce.py`` (the ideal chip's grids),
+``scripts/periphery_study.py`` (the realistic chip and the parts study) and ``scripts/studies.py``
+(the device-model studies and the weight-noise sweep). Nothing is copied unless every file is
+there, complete (no ``.partial.json`` beside it) and made as its script says: the counter-based
+stream, the shipped model (by its parameters' sha256), all 10,000 test images, the script's chips
+and its device and periphery parameters. Installing then removes the committed files the set
+replaces under an older name, and redraws ``figure.png`` and ``figure.svg``
+(:func:`aimc_lib.headline.save_headline_figure`). Studies of other scripts (``eta_sweep.json``,
+``fp32_recipe.json``, ...) are left as they are, and listed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aimc_lib import rng, zoo  # noqa: E402
+from aimc_lib.experiments import model_sha256  # noqa: E402
+from aimc_lib.headline import save_headline_figure  # noqa: E402
+from aimc_lib.pcm import PCMParams  # noqa: E402
+from aimc_lib.periphery import Periphery  # noqa: E402
+from aimc_lib.result_files import COMMITTED_RESULTS, load_results, result_name  # noqa: E402
+
+NEXT = ROOT / "runs" / "results-next"
+TEST_IMAGES = 10_000
+
+
+def _script(name: str):
+    """A script of ``scripts/`` as a module (they run nothing on import)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """One file of the set and how it must have been made."""
+    path: str  # relative to the results folder
+    model: str
+    compensation: str
+    chips: int
+    params: PCMParams
+    periphery: Periphery | None  # None: the ideal chip (no periphery entry, or an ideal one)
+
+
+def expected_set() -> list[Expected]:
+    """Every result file the regeneration writes, from the scripts' own lists."""
+    reproduce, periphery, studies = _script("reproduce"), _script("periphery_study"), _script("studies")
+    out = [Expected(f"{result_name(m, c)}.json", m, c, 10, PCMParams(), None) for m, c in COMMITTED_RESULTS]
+    for m in periphery.MODELS:
+        chips = periphery.CHIPS[m]
+        for comp in ("gdc", "adabs"):
+            out.append(Expected(f"periphery/{m}_{comp}_aihwkit.json", m, comp, chips, PCMParams(), periphery.AIHWKIT))
+        for variant, (per, params) in periphery.PARTS.items():
+            if variant != "aihwkit":  # the main GDC result above
+                out.append(Expected(f"periphery/{m}_gdc_{variant}.json", m, "gdc", chips, params,
+                                    None if per.is_ideal else per))
+    for variant, params in studies.VARIANTS.items():
+        for m in studies.MODELS:
+            out.append(Expected(f"studies/{m}_gdc_{variant}.json", m, "gdc", 10, params, None))
+    out.append(Expected("studies/resnet32-custom_adabs_unaugmented-calibration.json", "resnet32-custom", "adabs", 10,
+                        PCMParams(), None))
+    assert reproduce.DRIFT_RUNS == COMMITTED_RESULTS
+    return out
+
+
+#: Files of the set that are not accuracy-vs-time results: copied as they are.
+OTHER_FILES = ("studies/weight_noise.json",)
+
+
+def problems(folder: Path, items: list[Expected]) -> list[str]:
+    """What keeps ``folder`` from being installed: one line per missing, partial or mismatched file."""
+    out, shas = [], {}
+    for e in items:
+        path = folder / e.path
+        partial = path.with_name(path.name + ".partial.json")
+        if not path.exists():
+            out.append(f"{e.path}: missing" + (" (partial: a run is under way or was stopped)" if partial.exists() else ""))
+            continue
+        try:
+            meta = load_results(path)["meta"]
+        except ValueError as err:
+            out.append(f"{e.path}: {err}")
+            continue
+        if e.model not in shas:
+            shas[e.model] = model_sha256(zoo.pretrained(e.model))
+        per = Periphery(**meta["periphery"]) if "periphery" in meta else None
+        checks = {
+            "stream": (meta.get("stream"), rng.STREAM_NAME),
+            "model": (meta.get("model"), e.model),
+            "model_sha256": (meta.get("model_sha256"), shas[e.model]),
+            "compensation": (meta.get("compensation"), e.compensation),
+            "test_images": (meta.get("test_images"), TEST_IMAGES),
+            "chips": (meta.get("n_chips"), e.chips),
+            "pcm_params": (PCMParams(**meta["pcm_params"]) if "pcm_params" in meta else None, e.params),
+            "periphery": (None if per is None or per.is_ideal else per, e.periphery),
+        }
+        out += [f"{e.path}: {k} is {got!r}, expected {want!r}" for k, (got, want) in checks.items() if got != want]
+    out += [f"{name}: missing" for name in OTHER_FILES if not (folder / name).exists()]
+    return out
+
+
+def install(folder: Path, target: Path, items: list[Expected]) -> list[str]:
+    """Copy the set into ``target``, remove the result files it replaces, redraw the figure; the
+    lines of what was done."""
+    done = []
+    names = {e.path for e in items} | set(OTHER_FILES)
+    for name in sorted(names):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / name, target / name)
+        done.append(f"installed {name}")
+    for sub, pattern in (("", "resnet32-*.json"), ("periphery", "resnet32-*.json"), ("studies", "resnet32-*.json")):
+        for path in sorted((target / sub).glob(pattern)):
+            name = path.relative_to(target).as_posix()
+            if name not in names:
+                path.unlink()
+                done.append(f"removed {name} (replaced by the regenerated set)")
+    png = save_headline_figure(target)
+    done.append(f"drew {png.relative_to(target) if png else 'no figure (headline results missing)'}")
+    return done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--from", dest="source", default=str(NEXT), help="the regenerated results (default: runs/results-next)")
+    ap.add_argument("--to", dest="target", default=str(zoo.RESULTS_DIR), help="where to install (default: aimc_lib/results)")
+    ap.add_argument("--install", action="store_true", help="copy the set in (only if it is complete)")
+    a = ap.parse_args(argv)
+    source, target = Path(a.source), Path(a.target)
+    items = expected_set()
+    todo = problems(source, items)
+    ready = len(items) + len(OTHER_FILES) - len({line.split(":")[0] for line in todo})
+    print(f"{ready} of {len(items) + len(OTHER_FILES)} files ready in {source}")
+    for line in todo:
+        print(f"  {line}")
+    others = sorted(p.relative_to(target).as_posix() for p in (target / "studies").glob("*.json")
+                    if not p.name.startswith("resnet32-") and f"studies/{p.name}" not in OTHER_FILES)
+    print("left as they are (other scripts): " + ", ".join(others))
+    if todo:
+        print("not installed: the set is incomplete" if a.install else "incomplete", file=sys.stderr if a.install else sys.stdout)
+        return 1 if a.install else 0
+    if a.install:
+        for line in install(source, target, items):
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""scripts/install_results.py: the regenerated results go in all together, and only as their scripts make them."""
+import dataclasses
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from aimc_lib import rng, zoo
+from aimc_lib.pcm import PCMParams
+from aimc_lib.periphery import Periphery
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("install_results", ROOT / "scripts" / "install_results.py")
+installer = importlib.util.module_from_spec(spec)
+sys.modules["install_results"] = installer  # its dataclass looks itself up there
+spec.loader.exec_module(installer)
+
+
+def _committed_like(e) -> dict:
+    """A committed result of the same model, compensation and chip count, re-labelled as ``e`` says
+    it must have been made (the test's stand-in for a regenerated file)."""
+    candidates = [p for p in sorted(zoo.RESULTS_DIR.rglob("resnet32-*.json"))
+                  if (m := json.loads(p.read_text())["meta"])["model"] == e.model and m["compensation"] == e.compensation
+                  and m["n_chips"] == e.chips]
+    res = json.loads(candidates[0].read_text())
+    res["meta"].update(stream=rng.STREAM_NAME, pcm_params=e.params.to_dict())
+    res["meta"].pop("periphery", None)
+    if e.periphery is not None:
+        res["meta"]["periphery"] = dataclasses.asdict(e.periphery)
+    return res
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("next")
+    for e in installer.expected_set():
+        (folder / e.path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / e.path).write_text(json.dumps(_committed_like(e)))
+    for name in installer.OTHER_FILES:
+        shutil.copy(zoo.RESULTS_DIR / name, folder / name)
+    return folder
+
+
+def test_the_expected_set_is_what_the_scripts_write():
+    items = {e.path: e for e in installer.expected_set()}
+    assert len(items) == len(installer.expected_set())  # no file twice
+    assert items["resnet32-fp32_gdc.json"].periphery is None and items["resnet32-fp32_gdc.json"].chips == 10
+    main = items["periphery/resnet32-fp32_gdc_aihwkit.json"]
+    assert main.chips == 20 and main.periphery == Periphery.aihwkit_like(gdc_readout="periphery")
+    assert items["periphery/resnet32-custom_gdc_ideal-zero-target-off.json"].params == PCMParams(noise_on_zero_target=False)
+    assert items["periphery/resnet32-custom_gdc_aihwkit-16-gdc-reads.json"].periphery.gdc_reads == 16
+    assert items["studies/resnet32-fp32_gdc_programming-only.json"].params.drift_scale == 0.0
+    assert "studies/resnet32-custom_adabs_unaugmented-calibration.json" in items
+
+
+def test_a_complete_set_installs_replaces_the_old_names_and_redraws_the_figure(regenerated, tmp_path, capsys):
+    assert installer.problems(regenerated, installer.expected_set()) == []
+    target = tmp_path / "results"
+    shutil.copytree(zoo.RESULTS_DIR, target)
+    (target / "figure.png").unlink()
+    assert installer.main(["--from", str(regenerated), "--to", str(target), "--install"]) == 0
+    out = capsys.readouterr().out
+    assert "removed studies/resnet32-fp32_gdc_zero-target-noise.json" in out
+    assert not (target / "periphery" / "resnet32-fp32_gdc_ideal-zero-target-noise.json").exists()
+    assert (target / "periphery" / "resnet32-fp32_gdc_ideal-zero-target-off.json").exists()
+    assert (target / "studies" / "eta_sweep.json").exists()  # another script's study, left as it is
+    assert (target / "figure.png").stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda res: res["meta"].pop("stream"), "stream is None, expected 'philox4x32-10'"),
+    (lambda res: res["meta"]["pcm_params"].update(noise_on_zero_target=False), "pcm_params is PCMParams("),
+    (lambda res: res["meta"].update(test_images=1000), "test_images is 1000, expected 10000"),
+    (lambda res: res["meta"].update(model_sha256="0" * 64), "model_sha256 is '000"),
+    (lambda res: res["meta"].pop("periphery"), "periphery is None, expected Periphery("),
+])
+def test_a_file_not_made_as_its_script_says_stops_the_install(regenerated, tmp_path, change, message, capsys):
+    folder = tmp_path / "next"
+    shutil.copytree(regenerated, folder)
+    path = folder / "periphery" / "resnet32-fp32_gdc_aihwkit.json"
+    res = json.loads(path.read_text())
+    change(res)
+    path.write_text(json.dumps(res))
+    target = tmp_path / "results"
+    shutil.copytree(zoo.RESULTS_DIR, target)
+    before = sorted(p.name for p in target.rglob("*"))
+    assert installer.main(["--from", str(folder), "--to", str(target), "--install"]) == 1
+    captured = capsys.readouterr()
+    assert f"periphery/resnet32-fp32_gdc_aihwkit.json: {message}" in captured.out
+    assert "not installed: the set is incomplete" in captured.err
+    assert sorted(p.name for p in target.rglob("*")) == before  # nothing copied
+
+
+def test_a_missing_or_partial_file_is_named(regenerated, tmp_path, capsys):
+    folder = tmp_path / "next"
+    shutil.copytree(regenerated, folder)
+    path = folder / "resnet32-custom_none.json"
+    path.rename(path.with_name(path.name + ".partial.json"))
+    (folder / "studies" / "weight_noise.json").unlink()
+    assert installer.main(["--from", str(folder), "--to", str(tmp_path / "unused")]) == 0  # a check only
+    out = capsys.readouterr().out
+    assert "resnet32-custom_none.json: missing (partial: a run is under way or was stopped)" in out
+    assert "studies/weight_noise.json: missing" in out and "incomplete" in out
