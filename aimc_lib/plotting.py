@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .models import CifarResNet, count_analog_weights, resnet32
+from .result_files import chip_time_layer
 
 
 # -------------------- Chapter 1. Crossbars compute
@@ -513,7 +514,7 @@ def gdc_readout_bias_figure(study: dict):
     for ax, name in zip(np.atleast_1d(axes), models):
         chips = study["models"][name]
         for k, color in zip(study["meta"]["reads"], ("tab:red", "tab:orange", "tab:green")):
-            b = 100 * np.asarray([[c["bias"][str(k)][str(float(t))] for t in times] for c in chips])  # chip, t, layer
+            b = 100 * chip_time_layer(chips, "bias", str(k), times_s=times)  # chip, t, layer
             mean, worst = b.mean(axis=(0, 2)), b.mean(axis=0).min(axis=1)
             ax.plot(times, mean, "o-", color=color, label=f"{k} reads averaged" if k > 1 else "1 read (aihwkit)")
             ax.fill_between(times, worst, mean, color=color, alpha=0.15)
@@ -523,6 +524,37 @@ def gdc_readout_bias_figure(study: dict):
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel(r"$\alpha_\mathrm{periphery} / \alpha_\mathrm{exact} - 1$ (%)")
     np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def zero_target_scale_figure(study: dict):
+    """The size of the weights a chip holds after GDC, relative to the trained ones (the least-squares
+    gain; 1 = restored), vs time: mean over chips and layers, one panel per model, one colour per
+    GDC readout (exact: the ideal chip; through the periphery: the realistic chip), solid with the
+    zero-target device programmed with noise, dashed with it left at 0 uS; shaded down to the chip
+    mean of the layer furthest below 1 (``scripts/zero_target_study.py``'s result).
+
+    Chapter 7: Reproducing the figure.
+    """
+    times = np.asarray(study["meta"]["times_s"])
+    models = list(study["models"])
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.4), sharey=True, layout="constrained")
+    names = {"exact": "ideal chip (exact GDC readout)", "periphery": "realistic chip (readout through the periphery)"}
+    for ax, model in zip(np.atleast_1d(axes), models):
+        for readout, color in zip(study["meta"]["readouts"], ("tab:blue", "tab:red")):
+            for setting, ls in (("off", "--"), ("on", "-")):
+                s = chip_time_layer(study["models"][model][setting], readout, "scale", times_s=times)  # chip, t, layer
+                mean = s.mean(axis=(0, 2))
+                label = f"{names[readout]}, zero-target {'noisy' if setting == 'on' else 'at 0 uS'}"
+                ax.plot(times, mean, marker="o", ls=ls, color=color, label=label)
+                if setting == "on":
+                    ax.fill_between(times, s.mean(axis=0).min(axis=1), mean, color=color, alpha=0.12)
+        ax.axhline(1, color="0.5", lw=1)
+        ax.set_xscale("log")
+        ax.set(xlabel="time after programming (s)", title=model)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("size of the weights after GDC\n(gain on the trained ones)")
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
     return fig
 
 

@@ -117,6 +117,20 @@ def check_result(res, source: str = "result") -> None:
         raise ValueError(f"{source}: meta.n_chips is {meta['n_chips']!r} but 'per_chip' has {len(rows)} rows")
 
 
+def chip_time_layer(chips: list[dict], *keys: str, times_s) -> np.ndarray:
+    """A layer-by-layer study as one array ``[chip, time, layer]``: ``chips`` is the study's list of
+    per-chip entries, ``keys`` the path inside each entry to a ``{str(time): [value per layer]}``
+    mapping (e.g. ``chip_time_layer(study["models"][name], "bias", "1", times_s=study["meta"]["times_s"])``
+    for ``scripts/gdc_readout_study.py``'s file).
+    """
+    out = []
+    for entry in chips:
+        for k in keys:
+            entry = entry[k]
+        out.append([entry[str(float(t))] for t in times_s])
+    return np.asarray(out, dtype=float)
+
+
 def value_at(res: dict, t_s: float) -> tuple[float, float]:
     """(mean, std) accuracy of a result at the grid time closest to ``t_s`` (log distance)."""
     times = np.asarray(res["times_s"], dtype=float)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from aimc_lib import zoo
-from aimc_lib.result_files import COMMITTED_RESULTS, load_results, markdown_table, result_name
+from aimc_lib.result_files import COMMITTED_RESULTS, chip_time_layer, load_results, markdown_table, result_name
 from aimc_lib.times import REPORT_TIMES_S
 
 MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
@@ -60,6 +60,9 @@ def main() -> int:
     gdc = studies / "gdc_readout.json"
     if gdc.exists():
         print(gdc_readout_table(json.loads(gdc.read_text())))
+    zero_target = studies / "zero_target.json"
+    if zero_target.exists():
+        print(zero_target_table(json.loads(zero_target.read_text())))
     zeros = studies / "zero_inputs.json"
     if zeros.exists():
         print(zero_inputs_table(json.loads(zeros.read_text())))
@@ -158,9 +161,32 @@ def gdc_readout_table(study: dict) -> str:
     for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
         chips = study["models"][model]
         for k in study["meta"]["reads"]:
-            b = 100 * np.asarray([[c["bias"][str(k)][str(float(t))] for t in times] for c in chips])
+            b = 100 * chip_time_layer(chips, "bias", str(k), times_s=times)
             rows.append(f"| {label}, {k} | {len(chips)} | " + " | ".join(f"{v:+.2f} %" for v in b.mean(axis=(0, 2)))
                         + f" | {b[:, -1].mean(axis=0).min():+.1f} % |")
+    return "\n".join(rows) + "\n"
+
+
+def zero_target_table(study: dict) -> str:
+    """The size of the weights after GDC (least-squares gain on the trained ones; mean over chips and
+    layers), with the zero-target device noisy or at 0 uS, on the ideal and the realistic chip, and
+    the rest of the error at 1 day (``scripts/zero_target_study.py``)."""
+    times = study["meta"]["times_s"]
+    labels = {60.0: "60 s", 86400.0: "1 day", 30 * 86400.0: "1 month", 365 * 86400.0: "1 year"}
+    chips = {"exact": "ideal chip (exact GDC readout)", "periphery": "realistic chip (readout through the periphery)"}
+    rows = ["| model, chip, zero-target device | chips | " + " | ".join(f"gain, {labels[t]}" for t in times)
+            + " | gain, lowest layer, 1 year | rest of the error, 1 day (% of max abs w) |",
+            "| --- | --- | " + " | ".join("---" for _ in times) + " | --- | --- |"]
+    day = times.index(86400.0)
+    for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
+        for readout in study["meta"]["readouts"]:
+            for setting, name in (("on", "noisy"), ("off", "at 0 uS")):
+                entries = study["models"][model][setting]
+                g = chip_time_layer(entries, readout, "scale", times_s=times)
+                n = 100 * chip_time_layer(entries, readout, "noise", times_s=times)
+                rows.append(f"| {label}, {chips[readout]}, {name} | {len(entries)} | "
+                            + " | ".join(f"{v:.3f}" for v in g.mean(axis=(0, 2)))
+                            + f" | {g[:, -1].mean(axis=0).min():.3f} | {n[:, day].mean():.2f} |")
     return "\n".join(rows) + "\n"
 
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aimc_lib.result_files import COMMITTED_RESULTS, result_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,3 +76,35 @@ def test_ablation_study_measures_each_arm(tmp_path, monkeypatch, data_path):
     assert res["test_images"] == 200 and res["n_chips"] == 1 and res["eta_inf"][0] == 0.0
     assert arm["weight_noise"]["per_repeat"][0] == [arm["fp32_accuracy"]] * 2  # no noise: the digital network
     assert len(arm["pcm_day"]["per_chip"]) == 1 and 80 < arm["pcm_day"]["mean"] <= 100
+
+
+def _script(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zero_target_study_measures_the_size_and_the_rest_of_the_weight_error():
+    import torch
+    from aimc_lib.models import resnet
+    from aimc_lib.pcm import PCMParams
+    from aimc_lib.periphery import Periphery
+    study = _script("zero_target_study")
+    w = torch.randn(16, 9)
+    assert study.weight_error(2 * w, w) == pytest.approx((2.0, 0.0), abs=1e-6)
+    scale, noise = study.weight_error(w + 0.1 * torch.randn(16, 9), w)
+    assert scale == pytest.approx(1.0, abs=0.1) and 0.01 < noise < 0.1
+
+    torch.manual_seed(0)
+    model = resnet(20, (8, 12, 24)).eval()
+    per = Periphery.aihwkit_like(gdc_readout="periphery")
+    exact = study.chip_errors(model, 0, PCMParams(prog_noise_scale=0.0, drift_scale=0.0, read_noise_scale=0.0,
+                                                  noise_on_zero_target=False), per)["exact"]
+    for t in study.TIMES_S:  # a chip without noise or drift holds the trained weights exactly
+        assert exact["scale"][str(t)] == pytest.approx([1.0] * len(exact["scale"][str(t)]), abs=1e-5)
+        assert max(exact["noise"][str(t)]) < 1e-5
+    on, off = (study.chip_errors(model, 0, p, per) for p in study.SETTINGS.values())
+    day = str(study.DAY_S)
+    assert sum(on["exact"]["scale"][day]) < sum(off["exact"]["scale"][day])  # the noisy zero devices shrink weights
