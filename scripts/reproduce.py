@@ -87,6 +87,9 @@ def main(argv=None) -> int:
         path = results_dir / f"{name}_{comp}.json"
         if a.only and f"{name}_{comp}" not in a.only:
             continue
+        if path.exists():  # a finished result (an unfinished one resumes from its partial file)
+            print(f"exists, skipped: {path}", flush=True)
+            continue
         res = accuracy_vs_time(models[name][0], test, times, n_chips=chips, compensation=comp,
                                calibration_split=tr if comp == "adabs" else None,
                                calibration_images=calibration_images, model_name=name,

@@ -40,6 +40,10 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
     assert proc.returncode == 0 and cal.stat().st_size > 100_000, proc.stderr[-3000:]
     first = {p.name: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
     proc = run("--results-only", "--calibration", str(cal))
+    assert proc.returncode == 0 and proc.stdout.count("exists, skipped") == len(first), proc.stdout[-3000:]
+    for name in first:  # finished results are kept; computed again, they are the same
+        (tmp_path / "results" / name).unlink()
+    proc = run("--results-only", "--calibration", str(cal))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name, res in first.items():
         again = json.loads((tmp_path / "results" / name).read_text())

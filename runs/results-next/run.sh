@@ -17,6 +17,10 @@ case "${1:?A or B}" in
     $PY scripts/periphery_study.py "${common[@]}" --only parts --models resnet32-fp32 --out $NEXT/periphery
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-fp32_none
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-fp32 --compensations adabs --out $NEXT/periphery
+    # the studies of the other networks (their runs/study-*/model.pt must be on this machine)
+    [ -e $NEXT/studies/fp32_recipe.json ] || $PY scripts/recipe_study.py "${common[@]}" --out $NEXT/studies/fp32_recipe.json
+    [ -e $NEXT/studies/clip_noise_ablation.json ] || \
+      $PY scripts/ablation_study.py "${common[@]}" --out $NEXT/studies/clip_noise_ablation.json
     ;;
   B)
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-custom --compensations gdc --out $NEXT/periphery
