@@ -1,22 +1,16 @@
 """scripts/install_results.py: the regenerated results go in all together, and only as their scripts make them."""
 import dataclasses
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 from aimc_lib import rng, zoo
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import Periphery
+from project_scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("install_results", ROOT / "scripts" / "install_results.py")
-installer = importlib.util.module_from_spec(spec)
-sys.modules["install_results"] = installer  # its dataclass looks itself up there
-spec.loader.exec_module(installer)
+installer = load_script("install_results")
 
 
 def _committed_like(e) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aimc_lib.result_files import COMMITTED_RESULTS, result_name
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,16 +51,8 @@ def test_reproduce_fast_runs_end_to_end(tmp_path, data_path):
         assert again["per_chip"] == res["per_chip"], name
 
 
-def _ablation_study():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ablation_study", ROOT / "scripts" / "ablation_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ablation_study_names_the_runs_it_still_needs(tmp_path, monkeypatch):
-    study = _ablation_study()
+    study = load_script("ablation_study")
     monkeypatch.setattr(study, "ARMS", {"both": "resnet32-custom", "clip-only": str(tmp_path / "model.pt")})
     try:
         study.main(["--quick", "--out", str(tmp_path / "out.json")])
@@ -72,7 +65,7 @@ def test_ablation_study_names_the_runs_it_still_needs(tmp_path, monkeypatch):
 
 def test_ablation_study_measures_each_arm(tmp_path, monkeypatch, data_path):
     monkeypatch.setenv("AIMC_DATA", data_path)
-    study = _ablation_study()
+    study = load_script("ablation_study")
     monkeypatch.setattr(study, "ARMS", {"both": "resnet32-custom"})
     assert study.main(["--quick", "--out", str(tmp_path / "out.json")]) == 0
     res = json.loads((tmp_path / "out.json").read_text())
@@ -82,20 +75,12 @@ def test_ablation_study_measures_each_arm(tmp_path, monkeypatch, data_path):
     assert len(arm["pcm_day"]["per_chip"]) == 1 and 80 < arm["pcm_day"]["mean"] <= 100
 
 
-def _script(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_zero_target_study_measures_the_size_and_the_rest_of_the_weight_error():
     import torch
     from aimc_lib.models import resnet
     from aimc_lib.pcm import PCMParams
     from aimc_lib.periphery import Periphery
-    study = _script("zero_target_study")
+    study = load_script("zero_target_study")
     w = torch.randn(16, 9)
     assert study.weight_error(2 * w, w) == pytest.approx((2.0, 0.0), abs=1e-6)
     scale, noise = study.weight_error(w + 0.1 * torch.randn(16, 9), w)

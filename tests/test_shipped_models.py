@@ -16,6 +16,7 @@ from aimc_lib.periphery import Periphery
 from aimc_lib.times import DAY_S, DEFAULT_TIMES_S, MONTH_S, YEAR_S
 from aimc_lib.result_files import COMMITTED_RESULTS
 from aimc_lib.times import PERIPHERY_TIMES_S
+from project_scripts import ROOT, load_script
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
 RESULTS = COMMITTED_RESULTS
@@ -110,12 +111,7 @@ def test_committed_periphery_results_record_their_setup(name, comp):
 def test_committed_periphery_parts_are_paired_with_the_ideal_periphery(name):
     """The ``parts`` study: every variant is the one ``scripts/periphery_study.py`` defines, read
     on the same chips and all test images as the ideal periphery (so differences are chip by chip)."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        "periphery_study", Path(__file__).resolve().parents[1] / "scripts" / "periphery_study.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = load_script("periphery_study")
     ideal = zoo.results(f"periphery/{name}_gdc_ideal")["meta"]
     assert ideal["n_chips"] == (20 if name == "resnet32-fp32" else 10) and ideal["test_images"] == 10_000
     committed = {p.name for p in (zoo.RESULTS_DIR / "periphery").glob(f"{name}_gdc_*.json")}
@@ -195,15 +191,9 @@ def test_adabs_calibration_images_must_be_augmented(cifar_train, cifar_test):
 
 def test_results_note_tables_are_the_committed_numbers(capsys):
     """Every table row that scripts/results_tables.py prints from the committed files is in RESULTS.md."""
-    import importlib.util
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("results_tables", root / "scripts" / "results_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main()
+    load_script("results_tables").main()
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    note = (root / "RESULTS.md").read_text()
+    note = (ROOT / "RESULTS.md").read_text()
     assert len(rows) > 30
     missing = [r for r in rows if r not in note]
     assert not missing, missing

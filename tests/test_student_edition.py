@@ -1,5 +1,4 @@
 """The student edition (book_tools/student_edition.py): notebooks and site without solutions."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +7,10 @@ import nbformat
 import pytest
 import yaml
 
+from project_scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("student_edition", ROOT / "book_tools" / "student_edition.py")
-se = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(se)
+se = load_script("student_edition", folder="book_tools")
 
 md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
 
