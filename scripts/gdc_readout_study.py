@@ -21,10 +21,8 @@ It writes a JSON file (default ``aimc_lib/results/studies/gdc_readout.json``) re
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-import torch
 
 from aimc_lib import rng
 from aimc_lib.cli import script_parser, setup_machine
@@ -32,6 +30,7 @@ from aimc_lib.converters import Periphery
 from aimc_lib.mapping import AnalogChip, readout_stream
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import one_hot_readout
+from aimc_lib.result_files import chip_time_layer, save_results
 from aimc_lib.times import DAY_S, HOUR_S, MONTH_S, YEAR_S
 from aimc_lib.zoo import RESULTS_DIR, load_model
 
@@ -81,12 +80,10 @@ def main(argv=None) -> int:
         chips = [chip_biases(model, s, params, per) for s in range(a.chips)]
         res["models"][name] = chips
         for k in READS:
-            for t in TIMES_S:
-                b = torch.tensor([c["bias"][str(k)][str(t)] for c in chips])
+            for t, b in zip(TIMES_S, chip_time_layer(chips, "bias", str(k), times_s=TIMES_S).transpose(1, 0, 2)):
                 print(f"{name} reads={k:2d} t={t:>10.0f} s: bias mean {100 * b.mean():+.2f} %, "
                       f"layers {100 * b.mean(0).min():+.2f} .. {100 * b.mean(0).max():+.2f} %", flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=1))
+    save_results(res, a.out)
     print(f"wrote {a.out}")
     return 0
 

@@ -24,8 +24,6 @@ It writes a JSON file (default ``aimc_lib/results/studies/zero_target.json``).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 
@@ -36,6 +34,7 @@ from aimc_lib.mapping import AnalogChip, readout_stream
 from aimc_lib.models import analog_layers, crossbar_matrix
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import one_hot_readout
+from aimc_lib.result_files import chip_time_layer, save_results
 from aimc_lib.times import DAY_S, MONTH_S, YEAR_S
 from aimc_lib.zoo import RESULTS_DIR, load_model
 
@@ -92,14 +91,12 @@ def main(argv=None) -> int:
         for r in READOUTS:
             for k in SETTINGS:
                 chips = res["models"][name][k]
-                for t in TIMES_S:
-                    s = torch.tensor([c[r]["scale"][str(t)] for c in chips])
-                    n = torch.tensor([c[r]["noise"][str(t)] for c in chips])
+                scale, noise = (chip_time_layer(chips, r, what, times_s=TIMES_S) for what in ("scale", "noise"))
+                for t, s, n in zip(TIMES_S, scale.transpose(1, 0, 2), noise.transpose(1, 0, 2)):
                     print(f"{name} {r:>9} zero-target {k:>3} t={t:>10.0f} s: scale {s.mean():.4f} "
                           f"(layers {s.mean(0).min():.3f}..{s.mean(0).max():.3f}), noise {100 * n.mean():.2f} % "
                           f"of max|w|", flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=1))
+    save_results(res, a.out)
     print(f"wrote {a.out}")
     return 0
 
