@@ -126,28 +126,31 @@ def periphery_table(folder: Path) -> str:
 
 #: The parts of the periphery, each switched on alone, then together (``scripts/periphery_study.py --only parts``).
 PARTS = ("ideal", "dac-only", "adc-only", "out-noise-only", "aihwkit", "aihwkit-exact-gdc", "ideal-zero-target-noise")
+#: The times they were read at.
+PARTS_TIMES = {"1 day": 86400.0}
 
 
-def periphery_parts_table(folder: Path, t_s: float = 86400.0) -> str:
-    """Which part of the periphery costs what at ``t_s``: each variant on the same chips as ``ideal``.
+def periphery_parts_table(folder: Path, variants=PARTS, times: dict[str, float] = PARTS_TIMES) -> str:
+    """Which part of the periphery costs what at ``times``: each variant on the same chips as ``ideal``.
 
-    The ``aihwkit`` variant is the main result file (its grid holds ``t_s``); the change is the
+    The ``aihwkit`` variant is the main result file (its grid holds ``times``); the change is the
     chip-by-chip difference to the ideal periphery, mean +- standard error over the chips.
     """
-    rows = ["| model at 1 day (GDC), periphery | chips x images | accuracy (mean +- std) | "
-            "change on the same chips (mean +- standard error) |", "| --- | --- | --- | --- |"]
+    rows = ["| model (GDC), periphery | chips x images | " + " | ".join(
+        f"{label}: accuracy (mean +- std) | {label}: change on the same chips (mean +- standard error)"
+        for label in times) + " |", "| --- | --- | " + " | ".join("--- | ---" for _ in times) + " |"]
     for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
-        def at_t(v):
+        def at(v):
             res = load_results(folder / f"{model}_gdc_{v}.json")
-            return res, np.asarray(res["per_chip"])[:, res["times_s"].index(t_s)]
-        ideal, ref = at_t("ideal")
-        for v in PARTS:
-            res, acc = at_t(v)
+            return res, np.asarray(res["per_chip"])[:, [res["times_s"].index(t) for t in times.values()]]
+        ideal, ref = at("ideal")
+        for v in variants:
+            res, acc = at(v)
             if res["meta"]["seeds"] != ideal["meta"]["seeds"] or res["meta"]["test_images"] != ideal["meta"]["test_images"]:
                 raise ValueError(f"{model} {v}: paired differences need the same chips and test images")
-            d = acc - ref
-            rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | {acc.mean():.2f} +- "
-                        f"{acc.std(ddof=1):.2f} | {paired_change(d)} |")
+            rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | " + " | ".join(
+                f"{acc[:, j].mean():.2f} +- {acc[:, j].std(ddof=1):.2f} | {paired_change(acc[:, j] - ref[:, j])}"
+                for j in range(len(times))) + " |")
     return "\n".join(rows) + "\n"
 
 
