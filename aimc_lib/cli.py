@@ -420,8 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run inference through torch.compile (about 1.6x faster on CPU for long grids)")
     p.add_argument("--test-subset", type=int, default=0, help="use a class-balanced test subset")
     p.add_argument("--periphery", choices=("ideal", "aihwkit"), default="ideal",
-                   help="the analog layers' periphery: ideal (exact products) or aihwkit (8-bit DAC and ADC, "
-                        "output noise 0.04, GDC read through the periphery)")
+                   help="the analog layers' periphery: ideal (exact products: the ideal chip) or aihwkit (8-bit "
+                        "DAC and ADC, output noise 0.04, GDC read through the periphery: the realistic chip of the "
+                        "headline figure)")
     p.add_argument("--backend", choices=("auto", "torch", "c", "triton"), default="auto",
                    help="where the periphery runs (auto: compiled where available; recorded in the result)")
     _add_pcm_args(p)
