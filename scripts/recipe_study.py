@@ -16,8 +16,8 @@ numbers come from the committed files and only the plain network is evaluated he
 * directly mapped onto simulated PCM with GDC, ideal periphery: chips ``0..--chips-1`` at
   ``TIMES_S`` (paired with the first chips of ``resnet32-fp32_gdc.json``);
 * the same through the aihwkit-like periphery: chips ``0..--periphery-chips-1`` (paired with
-  ``periphery/resnet32-fp32_gdc_aihwkit.json``; on a CPU the output noise draws differ from the
-  GPU's, so that pairing is on the conductances only).
+  ``periphery/resnet32-fp32_gdc_aihwkit.json``: the same conductances; the output noise too where
+  both were drawn from the counter-based stream, on any device).
 
 Writes ``aimc_lib/results/studies/fp32_recipe.json``; ``--quick``: a smoke run (200 images).
 """
