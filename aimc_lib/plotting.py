@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .models import CifarResNet, count_analog_weights, resnet32
-from .result_files import chip_time_layer
+from .result_files import GDC_READOUT_LABELS, chip_time_layer, gdc_readouts
 
 
 # -------------------- Chapter 1. Crossbars compute
@@ -504,26 +504,29 @@ def mvm_scatter_figure(y_exact: torch.Tensor, y_analog: torch.Tensor, title: str
 def gdc_readout_bias_figure(study: dict):
     """GDC's factor through the periphery relative to the exact one, vs time: mean over layers and
     chips (lines) and the worst layer's chip mean (shaded to it), one panel per model, one colour per
-    number of calibration reads averaged (``scripts/gdc_readout_study.py``'s result).
+    readout (``scripts/gdc_readout_study.py``'s result: one-hot inputs with 1, 4 or 16 reads
+    averaged, the all-ones input, known inputs with a least-squares gain).
 
     Chapter 6b: The periphery: converters and output noise.
     """
     times = np.asarray(study["meta"]["times_s"])
     models = list(study["models"])
-    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.4), sharey=True, layout="constrained")
+    colors = ("tab:red", "tab:orange", "tab:green", "tab:purple", "tab:blue")
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.6), sharey=True, layout="constrained")
     for ax, name in zip(np.atleast_1d(axes), models):
         chips = study["models"][name]
-        for k, color in zip(study["meta"]["reads"], ("tab:red", "tab:orange", "tab:green")):
-            b = 100 * chip_time_layer(chips, "bias", str(k), times_s=times)  # chip, t, layer
+        for key, color in zip(gdc_readouts(study), colors):
+            b = 100 * chip_time_layer(chips, "bias", key, times_s=times)  # chip, t, layer
             mean, worst = b.mean(axis=(0, 2)), b.mean(axis=0).min(axis=1)
-            ax.plot(times, mean, "o-", color=color, label=f"{k} reads averaged" if k > 1 else "1 read (aihwkit)")
-            ax.fill_between(times, worst, mean, color=color, alpha=0.15)
+            ls = "-" if key.isdigit() else "--"
+            ax.plot(times, mean, marker="o", ls=ls, color=color, label=GDC_READOUT_LABELS.get(key, key))
+            ax.fill_between(times, worst, mean, color=color, alpha=0.10)
         ax.axhline(0, color="0.5", lw=1)
         ax.set_xscale("log")
         ax.set(xlabel="time after programming (s)", title=name)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel(r"$\alpha_\mathrm{periphery} / \alpha_\mathrm{exact} - 1$ (%)")
-    np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower left")
+    np.atleast_1d(axes)[0].set_ylabel(r"$\alpha_\mathrm{readout} / \alpha_\mathrm{exact} - 1$ (%)")
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
     return fig
 
 

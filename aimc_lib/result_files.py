@@ -131,6 +131,17 @@ def chip_time_layer(chips: list[dict], *keys: str, times_s) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
+#: Names of the GDC readouts of ``scripts/gdc_readout_study.py``.
+GDC_READOUT_LABELS = {"1": "one-hot, 1 read (aihwkit)", "4": "one-hot, 4 reads averaged",
+                      "16": "one-hot, 16 reads averaged", "all-ones": "all-ones input, 1 read",
+                      "known-inputs": "known inputs, least squares"}
+
+
+def gdc_readouts(study: dict) -> list[str]:
+    """The readouts a GDC readout study holds, in its order: one-hot with k reads, then the others."""
+    return [str(k) for k in study["meta"]["reads"]] + list(study["meta"].get("estimators", []))
+
+
 def value_at(res: dict, t_s: float) -> tuple[float, float]:
     """(mean, std) accuracy of a result at the grid time closest to ``t_s`` (log distance)."""
     times = np.asarray(res["times_s"], dtype=float)

@@ -52,3 +52,18 @@ def rms_weight_error(read: dict, targets: dict, relative_to: str = "w_max", w_ma
             w_max[name] if w_max is not None else w.abs().max())
         out[name] = float(err / ref)
     return out
+
+
+def gain_and_rest(w_read: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
+    """How the weights a chip holds differ from the trained ones: ``(gain, rest)``.
+
+    ``gain`` is the least-squares gain of ``w_read`` on ``w`` (1: the weights have their trained
+    size; below 1: too small, as after an under-correcting drift compensation); ``rest`` is the rms
+    of what the gain leaves, ``w_read - gain * w``, relative to the layer's largest weight (the
+    units of the weight noise eta).
+
+    Chapter 7: Reproducing the figure.
+    """
+    gain = float((w_read * w).sum() / (w * w).sum())
+    rest = float((w_read - gain * w).pow(2).mean().sqrt() / w.abs().max())
+    return gain, rest

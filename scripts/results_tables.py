@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from aimc_lib import zoo
-from aimc_lib.result_files import COMMITTED_RESULTS, chip_time_layer, load_results, markdown_table, result_name
+from aimc_lib.result_files import (COMMITTED_RESULTS, GDC_READOUT_LABELS, chip_time_layer, gdc_readouts, load_results,
+                                  markdown_table, result_name)
 from aimc_lib.times import REPORT_TIMES_S
 
 MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
@@ -156,17 +157,23 @@ def periphery_parts_table(folder: Path, variants=PARTS, times: dict[str, float] 
 
 def gdc_readout_table(study: dict) -> str:
     """GDC's factor through the periphery relative to the exact one (``scripts/gdc_readout_study.py``):
-    mean over chips and layers, in %, per number of calibration reads, and the worst layer at a year."""
+    mean over chips and layers, in %, per readout, the worst layer at a year, and the size the weights
+    are left at a year (their least-squares gain on the trained weights; exact GDC's first)."""
     times = study["meta"]["times_s"]
     labels = {60.0: "60 s", 3600.0: "1 h", 86400.0: "1 day", 30 * 86400.0: "1 month", 365 * 86400.0: "1 year"}
-    rows = ["| model, GDC calibration reads | chips | " + " | ".join(labels[t] for t in times)
-            + " | worst layer, 1 year |", "| --- | --- | " + " | ".join("---" for _ in times) + " | --- |"]
+    rows = ["| model, GDC readout | chips | " + " | ".join(labels[t] for t in times)
+            + " | worst layer, 1 year | weights' gain, 1 year |",
+            "| --- | --- | " + " | ".join("---" for _ in times) + " | --- | --- |"]
     for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
         chips = study["models"][model]
-        for k in study["meta"]["reads"]:
-            b = 100 * chip_time_layer(chips, "bias", str(k), times_s=times)
-            rows.append(f"| {label}, {k} | {len(chips)} | " + " | ".join(f"{v:+.2f} %" for v in b.mean(axis=(0, 2)))
-                        + f" | {b[:, -1].mean(axis=0).min():+.1f} % |")
+        gain = chip_time_layer(chips, "gain_exact", times_s=times)[:, -1]  # chip, layer at a year
+        rows.append(f"| {label}, exact | {len(chips)} | " + " | ".join("0" for _ in times)
+                    + f" | 0 | {gain.mean():.3f} |")
+        for key in gdc_readouts(study):
+            b = chip_time_layer(chips, "bias", key, times_s=times)
+            rows.append(f"| {label}, {GDC_READOUT_LABELS.get(key, key)} | {len(chips)} | "
+                        + " | ".join(f"{v:+.2f} %" for v in 100 * b.mean(axis=(0, 2)))
+                        + f" | {100 * b[:, -1].mean(axis=0).min():+.1f} % | {((1 + b[:, -1]) * gain).mean():.3f} |")
     return "\n".join(rows) + "\n"
 
 

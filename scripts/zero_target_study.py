@@ -25,7 +25,6 @@ It writes a JSON file (default ``aimc_lib/results/studies/zero_target.json``).
 from __future__ import annotations
 
 
-import torch
 
 from aimc_lib import rng
 from aimc_lib.cli import script_parser, setup_machine
@@ -36,19 +35,13 @@ from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import one_hot_readout
 from aimc_lib.result_files import chip_time_layer, save_results
 from aimc_lib.times import DAY_S, MONTH_S, YEAR_S
+from aimc_lib.weight_noise import gain_and_rest
 from aimc_lib.zoo import RESULTS_DIR, load_model
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
 TIMES_S = (60.0, DAY_S, MONTH_S, YEAR_S)
 SETTINGS = {"on": PCMParams(), "off": PCMParams(noise_on_zero_target=False)}
 READOUTS = ("exact", "periphery")
-
-
-def weight_error(w_read: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
-    """``(scale, noise)``: the least-squares gain of ``w_read`` on ``w``, and rms(w_read - scale w) / max|w|."""
-    scale = float((w_read * w).sum() / (w * w).sum())
-    noise = float((w_read - scale * w).pow(2).mean().sqrt() / w.abs().max())
-    return scale, noise
 
 
 def chip_errors(model, seed: int, params: PCMParams, per: Periphery) -> dict:
@@ -66,7 +59,7 @@ def chip_errors(model, seed: int, params: PCMParams, per: Periphery) -> dict:
             alpha = {"exact": st.gdc_reference_us / float(diff.abs().mean()),
                      "periphery": reference[name] / one_hot_readout(diff / g_max, per, readout_stream(seed, i, read))}
             for r in READOUTS:
-                scale, noise = weight_error(diff * (alpha[r] * st.w_max / g_max), w.to(diff.device))
+                scale, noise = gain_and_rest(diff * (alpha[r] * st.w_max / g_max), w.to(diff.device))
                 rows[r][0].append(scale)
                 rows[r][1].append(noise)
         for r in READOUTS:

@@ -80,10 +80,11 @@ def test_zero_target_study_measures_the_size_and_the_rest_of_the_weight_error():
     from aimc_lib.models import resnet
     from aimc_lib.pcm import PCMParams
     from aimc_lib.periphery import Periphery
+    from aimc_lib.weight_noise import gain_and_rest
     study = load_script("zero_target_study")
     w = torch.randn(16, 9)
-    assert study.weight_error(2 * w, w) == pytest.approx((2.0, 0.0), abs=1e-6)
-    scale, noise = study.weight_error(w + 0.1 * torch.randn(16, 9), w)
+    assert gain_and_rest(2 * w, w) == pytest.approx((2.0, 0.0), abs=1e-6)
+    scale, noise = gain_and_rest(w + 0.1 * torch.randn(16, 9), w)
     assert scale == pytest.approx(1.0, abs=0.1) and 0.01 < noise < 0.1
 
     torch.manual_seed(0)
@@ -97,3 +98,19 @@ def test_zero_target_study_measures_the_size_and_the_rest_of_the_weight_error():
     on, off = (study.chip_errors(model, 0, p, per) for p in study.SETTINGS.values())
     day = str(study.DAY_S)
     assert sum(on["exact"]["scale"][day]) < sum(off["exact"]["scale"][day])  # the noisy zero devices shrink weights
+
+
+def test_gdc_readout_study_known_inputs_recover_a_uniform_shrink():
+    import torch
+    from aimc_lib.periphery import Periphery
+    study = load_script("gdc_readout_study")
+    h = study.walsh_inputs(8)
+    assert torch.equal(h @ h.T, 8 * torch.eye(8)) and torch.equal(h[0], torch.ones(8))
+    x = study.known_inputs(20)
+    assert torch.equal(x[:16, :16], study.walsh_inputs(16)) and not x[:16, 16:].any()
+    assert torch.equal(x[16:, 16:], study.walsh_inputs(4)) and not x[16:, :16].any()
+    # weights shrunk uniformly by 0.8, read without noise: both readouts give alpha = 1 / 0.8
+    w = torch.randn(6, 20, generator=torch.Generator().manual_seed(0)) * 0.3
+    per = Periphery(inp_bits=8, out_bits=8, out_bound=10.0)
+    alphas = study.other_alphas(study.other_readouts(w, per, 0, 0, 0), study.other_readouts(0.8 * w, per, 0, 0, 1))
+    assert alphas["known-inputs"] == pytest.approx(1.25, rel=0.02) and alphas["all-ones"] == pytest.approx(1.25, rel=0.05)
