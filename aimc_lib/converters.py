@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 NOISE_MANAGEMENT = ("abs_max", "none")
-GDC_READOUTS = ("exact", "periphery")
+GDC_READOUTS = ("exact", "periphery", "known-inputs")
 GDC_READOUT_FLOOR = 1e-4  # aihwkit's clamp(min=0.0001) of the readout
 #: Converter resolutions above this are beyond float32's resolution (use None for an ideal converter).
 MAX_BITS = 24
@@ -69,9 +69,12 @@ class Periphery:
         out_bits: ADC resolution in bits (``None``: ideal, no quantisation).
         out_bound: ADC range ``[-out_bound, out_bound]`` in normalised output units (``None``:
             no clipping; required when ``out_bits`` is set).
-        gdc_readout: ``"exact"`` or ``"periphery"`` (one-hot readout through the periphery).
-        gdc_reads: with ``gdc_readout="periphery"``, how many reads of every one-hot input are
-            averaged before the absolute value (1, aihwkit's, or more: a chip can repeat its
+        gdc_readout: ``"exact"``, ``"periphery"`` (aihwkit's: the mean absolute output over the
+            one-hot inputs, through the periphery) or ``"known-inputs"`` (+-1 Walsh patterns on
+            blocks of 16 rows through the periphery, alpha the least-squares gain of the outputs
+            at t_ref on those at t: no absolute value; :func:`aimc_lib.periphery.known_inputs`).
+        gdc_reads: with a readout through the periphery, how many reads of every calibration input
+            are averaged (before the absolute value; 1, aihwkit's, or more: a chip can repeat its
             calibration reads; the output noise in the readout shrinks as 1/sqrt(gdc_reads)).
 
     Numbers are taken by value (numpy and one-element tensor scalars become Python numbers).

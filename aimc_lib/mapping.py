@@ -49,7 +49,7 @@ from .backends import AnalogLayer, resolve
 from .converters import Periphery
 from .models import analog_layers, check_finite, check_model_state, crossbar_matrix
 from .data import calibration_images
-from .periphery import one_hot_readout
+from .periphery import gdc_alpha, gdc_readout
 
 def programming_streams(seed: int, layer: int, device: int) -> tuple[rng.Stream, rng.Stream]:
     """The streams of device ``device`` (0: G+, 1: G-) of layer ``layer`` (in
@@ -65,9 +65,9 @@ def read_stream(seed: int, layer: int, device: int, read: int) -> rng.Stream:
 
 
 def readout_stream(seed: int, layer: int, read: int) -> rng.Stream:
-    """The output noise of GDC's one-hot readout through the periphery, at read ``read`` (0: the
-    reference right after programming) of layer ``layer`` of chip ``seed``
-    (:func:`aimc_lib.periphery.one_hot_readout`)."""
+    """The output noise of GDC's readout through the periphery (one-hot or known inputs), at read
+    ``read`` (0: the reference right after programming) of layer ``layer`` of chip ``seed``
+    (:func:`aimc_lib.periphery.gdc_readout`)."""
     return rng.Stream(seed, rng.READOUT_NOISE, layer, 0, read)
 
 
@@ -221,7 +221,7 @@ class AnalogChip:
         """GDC reference readouts at t_ref = 0 measured through ``per`` (once per periphery; read 0)."""
         if per not in self._periphery_references:
             self._periphery_references[per] = {
-                name: one_hot_readout(st.reference_diff_us / self.params.g_max_us, per, readout_stream(self.seed, i, 0))
+                name: gdc_readout(st.reference_diff_us / self.params.g_max_us, per, readout_stream(self.seed, i, 0))
                 for i, (name, st) in enumerate(self.layers.items())}
         return self._periphery_references[per]
 
@@ -236,7 +236,7 @@ class AnalogChip:
             calibration_images(calibration_x)
         model = copy.deepcopy(self._template)
         layers = analog_layers(model)
-        reference = self._periphery_reference(per) if compensation != "none" and per.gdc_readout == "periphery" else None
+        reference = self._periphery_reference(per) if compensation != "none" and per.gdc_readout != "exact" else None
         read = self._next_read()
         for i, (name, st) in enumerate(self.layers.items()):
             diff = self._read_difference(st, t_s, i, read).to(self.device)
@@ -244,7 +244,7 @@ class AnalogChip:
             alpha = 1.0
             if compensation != "none":
                 if reference is not None:
-                    alpha = reference[name] / one_hot_readout(w_norm, per, readout_stream(self.seed, i, read))
+                    alpha = gdc_alpha(reference[name], gdc_readout(w_norm, per, readout_stream(self.seed, i, read)))
                 else:
                     readout = float(diff.abs().mean())
                     alpha = st.gdc_reference_us / readout if readout > 0 else 1.0

@@ -230,6 +230,65 @@ def analog_conv2d(x: torch.Tensor, w4d_norm: torch.Tensor, conv: nn.Conv2d, per:
     return y.permute(0, 3, 1, 2)
 
 
+KNOWN_INPUT_BLOCK = 16
+
+
+def walsh_patterns(n: int) -> torch.Tensor:
+    """``n`` +-1 vectors of length ``n``: the Walsh-Hadamard matrix of the next power of two, cut to
+    ``n`` rows and columns (row ``j``, column ``i``: ``(-1)^popcount(i & j)``; row 0 is all ones)."""
+    m = 1 << max(0, (n - 1).bit_length())
+    idx = torch.arange(m)
+    bits = idx[:, None] & idx[None, :]
+    parity = torch.zeros(m, m, dtype=torch.long)
+    while bool(bits.any()):
+        parity ^= bits & 1
+        bits = bits >> 1
+    return (1 - 2 * parity[:n, :n]).to(torch.float64)
+
+
+def known_inputs(n: int, block: int = KNOWN_INPUT_BLOCK) -> torch.Tensor:
+    """GDC's known calibration inputs for a crossbar of ``n`` rows: ``n`` vectors, each the Walsh
+    pattern (:func:`walsh_patterns`) of one block of ``block`` rows and zero elsewhere (a last,
+    shorter block gets its own). A pattern over every row would make each output a sum of all a
+    column's weights, beyond the ADC's range; 16 rows keep it inside (``scripts/gdc_readout_study.py``)."""
+    x = torch.zeros(n, n, dtype=torch.float64)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        x[start:start + m, start:start + m] = walsh_patterns(m)
+    return x
+
+
+def known_input_outputs(w_norm: torch.Tensor, per: Periphery, noise: Stream | None = None) -> torch.Tensor:
+    """GDC's readout with known inputs: the digital outputs ``[n_in, out]`` of :func:`known_inputs`
+    through the periphery, ``per.gdc_reads`` reads averaged (read ``j`` draws rows
+    ``j * in .. (j + 1) * in - 1`` of ``noise``).
+
+    Each pattern's largest magnitude is 1, so input scaling leaves it as it is; the DAC turns it into
+    its levels as in :func:`matmul_product`. The products are summed in float64, which is exact for
+    these few terms, so every device and backend gets the same outputs.
+    """
+    n_in = w_norm.shape[1]
+    x = known_inputs(n_in).to(w_norm.device)
+    mult = 1.0
+    if per.inp_bits is not None:
+        mult = in_step(per)
+        x = dac_levels_(x / mult, per)
+    product = (x @ w_norm.to(torch.float64).T).to(w_norm.dtype)
+    out = torch.zeros_like(product)
+    for j in range(per.gdc_reads):
+        out += _output_stage_(product.clone(), mult, torch.ones(n_in, 1, dtype=w_norm.dtype, device=w_norm.device),
+                              per, noise, j * n_in, 1.0)
+    return out / per.gdc_reads
+
+
+def known_input_alpha(reference: torch.Tensor, now: torch.Tensor) -> float:
+    """GDC's factor from known inputs: ``sum(y_ref^2) / sum(y_ref * y_t)``, the inverse of the
+    least-squares slope of the outputs at t on those at t_ref (noise at t does not bias it);
+    1 if the outputs at t carry nothing of the reference."""
+    num, den = float((reference * reference).sum()), float((reference * now).sum())
+    return num / den if den > 0 else 1.0
+
+
 def one_hot_readout(w_norm: torch.Tensor, per: Periphery, noise: Stream | None = None) -> float:
     """GDC readout through the periphery: mean absolute output over all one-hot inputs (floored at 1e-4),
     the outputs of ``per.gdc_reads`` reads averaged first.
@@ -249,3 +308,20 @@ def one_hot_readout(w_norm: torch.Tensor, per: Periphery, noise: Stream | None =
     if per.gdc_reads > 1:
         out /= per.gdc_reads
     return max(float(out.abs().mean()), GDC_READOUT_FLOOR)
+
+
+def gdc_readout(w_norm: torch.Tensor, per: Periphery, noise: Stream | None = None) -> float | torch.Tensor:
+    """GDC's readout of one crossbar through the periphery, as ``per.gdc_readout`` says: the mean
+    absolute output over the one-hot inputs (:func:`one_hot_readout`, a number) or the outputs of
+    the known inputs (:func:`known_input_outputs`, a tensor). :func:`gdc_alpha` compares two."""
+    if per.gdc_readout == "known-inputs":
+        return known_input_outputs(w_norm, per, noise)
+    return one_hot_readout(w_norm, per, noise)
+
+
+def gdc_alpha(reference: float | torch.Tensor, now: float | torch.Tensor) -> float:
+    """GDC's factor from two readouts of :func:`gdc_readout` (at t_ref and at t): their ratio for the
+    one-hot readout, the least-squares gain (:func:`known_input_alpha`) for the known inputs."""
+    if isinstance(reference, torch.Tensor):
+        return known_input_alpha(reference, now)
+    return reference / now

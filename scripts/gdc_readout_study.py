@@ -16,14 +16,14 @@ alpha_exact - 1`` for every analog layer, chip and time, for estimators the hard
   before the absolute value (output noise shrinks as 1/sqrt(k); the ADC's step does not);
 * ``all-ones``: a larger readout input, one read of the all-ones vector (every row driven; aihwkit's
   earlier GDC), the mean absolute output: each column sums all its weights, far above the noise;
-* ``known-inputs``: calibration with known inputs, +-1 Walsh patterns on blocks of 16 rows (as many
-  patterns as rows: the reads of one one-hot readout; 16 rows keep the outputs inside the ADC's
-  range, where a pattern over all rows would saturate it), read at t_ref and at t;
-  alpha = sum(y_ref^2) / sum(y_ref y_t), the inverse of the least-squares slope of the outputs at t
-  on those at t_ref: no absolute value, and noise at t does not bias it.
+* ``known-inputs`` (``Periphery.gdc_readout="known-inputs"``): calibration with known inputs, +-1
+  Walsh patterns on blocks of 16 rows (as many patterns as rows: the reads of one one-hot readout;
+  16 rows keep the outputs inside the ADC's range, where a pattern over all rows would saturate it),
+  read at t_ref and at t; alpha = sum(y_ref^2) / sum(y_ref y_t), the inverse of the least-squares
+  slope of the outputs at t on those at t_ref: no absolute value, and noise at t does not bias it.
 
-The two last draw their output noise from their own stream (``sub=1`` of the readout noise), so
-the one-hot numbers are those of the chips' own GDC.
+The all-ones readout draws its output noise from its own stream (``sub=1`` of the readout noise);
+the others from the chip's own (what a chip with that readout draws).
 
 It writes a JSON file (default ``aimc_lib/results/studies/gdc_readout.json``) read by the book and
 ``results_tables.py``.
@@ -42,7 +42,7 @@ from aimc_lib.converters import Periphery
 from aimc_lib.mapping import AnalogChip, readout_stream
 from aimc_lib.models import analog_layers, crossbar_matrix
 from aimc_lib.pcm import PCMParams
-from aimc_lib.periphery import analog_matmul, one_hot_readout
+from aimc_lib.periphery import analog_matmul, gdc_alpha, gdc_readout, one_hot_readout
 from aimc_lib.result_files import chip_time_layer, save_results
 from aimc_lib.times import DAY_S, HOUR_S, MONTH_S, YEAR_S
 from aimc_lib.weight_noise import gain_and_rest
@@ -56,49 +56,11 @@ READS = (1, 4, 16)
 OTHER_ESTIMATORS = ("all-ones", "known-inputs")
 
 
-KNOWN_INPUT_BLOCK = 16
-
-
-def known_inputs(n: int, block: int = KNOWN_INPUT_BLOCK) -> torch.Tensor:
-    """``n`` known input vectors of length ``n``: on each block of ``block`` rows, the Walsh patterns
-    of that block (:func:`walsh_inputs`), zero elsewhere (a last, shorter block gets its own)."""
-    x = torch.zeros(n, n)
-    for start in range(0, n, block):
-        m = min(block, n - start)
-        x[start:start + m, start:start + m] = walsh_inputs(m)
-    return x
-
-
-def walsh_inputs(n: int) -> torch.Tensor:
-    """``n`` +-1 input vectors of length ``n``: rows of the Walsh-Hadamard matrix of the next power of
-    two, cut to ``n`` columns (row ``j``, column ``i``: ``(-1)^popcount(i & j)``; row 0 is all ones)."""
-    m = 1 << max(0, (n - 1).bit_length())
-    idx = torch.arange(m)
-    bits = idx[:, None] & idx[None, :]
-    parity = torch.zeros(m, m, dtype=torch.long)
-    while bool(bits.any()):
-        parity ^= bits & 1
-        bits = bits >> 1
-    return (1 - 2 * parity[:n, :n]).float()
-
-
-def other_readouts(w_norm: torch.Tensor, per: Periphery, seed: int, layer: int, read: int) -> dict:
-    """The outputs of the all-ones and the known-input readouts of one read (noise: ``sub=1`` of the
-    readout stream)."""
-    noise = rng.Stream(seed, rng.READOUT_NOISE, layer, 1, read)
-    n_in = w_norm.shape[1]
-    ones = torch.ones(1, n_in, dtype=w_norm.dtype, device=w_norm.device)
-    known = known_inputs(n_in).to(w_norm)
-    return {"all-ones": analog_matmul(ones, w_norm, per, noise),
-            "known-inputs": analog_matmul(known, w_norm, per, noise, row0=1)}
-
-
-def other_alphas(ref: dict, now: dict) -> dict:
-    """alpha of the all-ones readout (mean |output| at t_ref over at t) and of the known inputs (the
-    inverse of the least-squares slope of the outputs at t on those at t_ref)."""
-    y0, y = ref["known-inputs"], now["known-inputs"]
-    return {"all-ones": float(ref["all-ones"].abs().mean() / now["all-ones"].abs().mean().clamp(min=1e-4)),
-            "known-inputs": float((y0 * y0).sum() / (y0 * y).sum().clamp(min=1e-12))}
+def all_ones_readout(w_norm: torch.Tensor, per: Periphery, seed: int, layer: int, read: int) -> torch.Tensor:
+    """The outputs of one read of the all-ones input (noise: ``sub=1`` of the readout stream, apart
+    from the chip's own GDC)."""
+    ones = torch.ones(1, w_norm.shape[1], dtype=w_norm.dtype, device=w_norm.device)
+    return analog_matmul(ones, w_norm, per, rng.Stream(seed, rng.READOUT_NOISE, layer, 1, read))
 
 
 def chip_biases(model, seed: int, params: PCMParams, per: Periphery) -> dict:
@@ -110,12 +72,14 @@ def chip_biases(model, seed: int, params: PCMParams, per: Periphery) -> dict:
     targets = [crossbar_matrix(layer).float() for layer in analog_layers(model).values()]
     pers = {k: dataclasses.replace(per, gdc_reads=k) for k in READS}
     g_max = params.g_max_us
+    known = dataclasses.replace(per, gdc_readout="known-inputs")
     out = {key: {} for key in (*map(str, READS), *OTHER_ESTIMATORS)}
-    ref, ref_other = {}, {}
+    ref, ref_ones, ref_known = {}, {}, {}
     for i, st in enumerate(chip.layers.values()):
         w0 = st.reference_diff_us / g_max
         ref[i] = {k: one_hot_readout(w0, pers[k], readout_stream(seed, i, 0)) for k in READS}
-        ref_other[i] = other_readouts(w0, per, seed, i, 0)
+        ref_ones[i] = all_ones_readout(w0, per, seed, i, 0)
+        ref_known[i] = gdc_readout(w0, known, readout_stream(seed, i, 0))
     gain = {}
     for t in TIMES_S:
         read = chip._next_read()
@@ -129,8 +93,11 @@ def chip_biases(model, seed: int, params: PCMParams, per: Periphery) -> dict:
             for k in READS:
                 alpha = ref[i][k] / one_hot_readout(diff / g_max, pers[k], readout_stream(seed, i, read))
                 out[str(k)][str(t)].append(alpha / alpha_exact - 1.0)
-            for key, alpha in other_alphas(ref_other[i], other_readouts(diff / g_max, per, seed, i, read)).items():
-                out[key][str(t)].append(alpha / alpha_exact - 1.0)
+            ones = all_ones_readout(diff / g_max, per, seed, i, read)
+            alpha = {"all-ones": float(ref_ones[i].abs().mean() / ones.abs().mean().clamp(min=1e-4)),
+                     "known-inputs": gdc_alpha(ref_known[i], gdc_readout(diff / g_max, known, readout_stream(seed, i, read)))}
+            for key in OTHER_ESTIMATORS:
+                out[key][str(t)].append(alpha[key] / alpha_exact - 1.0)
     fill = [float(st.reference_diff_us.abs().mean() / g_max) for st in chip.layers.values()]
     return {"bias": out, "gain_exact": gain, "mean_abs_w_over_max": fill}
 

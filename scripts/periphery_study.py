@@ -12,8 +12,8 @@ continues after its last finished chip (``aimc_lib.resume``).
   (the default grid plus 60 s); 10 chips for custom training, 20 for direct mapping.
   Files ``{model}_{gdc|adabs}_aihwkit.json``.
 * ``parts``: which part costs what, on the same chips (same seeds) as the ideal periphery: DAC
-  only, ADC only, output noise only, all, all with exact GDC readout or with 16 GDC calibration
-  reads averaged, and the ideal and aihwkit-like chips with the zero-target device left at 0 uS
+  only, ADC only, output noise only, all, all with exact GDC readout, with 16 GDC calibration
+  reads averaged or with GDC calibrated on known inputs, and the ideal and aihwkit-like chips with the zero-target device left at 0 uS
   (``noise_on_zero_target=False``), read at ``PARTS_TIMES_S`` (1 day, 1 month, 1 year). Files
   ``{model}_gdc_{variant}.json``; chip-by-chip differences to ``ideal`` (or to ``aihwkit``) are what
   ``results_tables.py`` prints.
@@ -47,6 +47,7 @@ PARTS = {
     "aihwkit": (AIHWKIT, PCMParams()),
     "aihwkit-exact-gdc": (Periphery.aihwkit_like(gdc_readout="exact"), PCMParams()),
     "aihwkit-16-gdc-reads": (dataclasses.replace(AIHWKIT, gdc_reads=16), PCMParams()),
+    "aihwkit-known-inputs-gdc": (Periphery.aihwkit_like(gdc_readout="known-inputs"), PCMParams()),
     "aihwkit-zero-target-off": (AIHWKIT, PCMParams(noise_on_zero_target=False)),
     "ideal-zero-target-off": (Periphery.ideal(), PCMParams(noise_on_zero_target=False)),
 }

@@ -193,6 +193,44 @@ def test_gdc_readout_averages_its_calibration_reads():
     assert Periphery(gdc_reads=torch.tensor(3)).gdc_reads == 3
 
 
+def test_gdc_with_known_inputs():
+    """The known inputs are Walsh patterns on blocks of 16 rows; through a periphery without noise or
+    ADC their outputs are the exact products, and a uniform shrink of the weights gives alpha = 1/shrink
+    (the least-squares gain, no absolute value); through the aihwkit-like periphery it stays within
+    a few % where the one-hot readout is biased low."""
+    from aimc_lib.periphery import gdc_alpha, gdc_readout, known_input_outputs, known_inputs, walsh_patterns
+    h = walsh_patterns(8)
+    assert torch.equal(h @ h.T, 8 * torch.eye(8, dtype=h.dtype)) and torch.equal(h[0], torch.ones(8, dtype=h.dtype))
+    x = known_inputs(20)
+    assert torch.equal(x[:16, :16], walsh_patterns(16)) and not x[:16, 16:].any() and not x[16:, :16].any()
+    w = torch.randn(6, 20, generator=torch.Generator().manual_seed(0)) * 0.3
+    exact = Periphery(inp_bits=8, gdc_readout="known-inputs")
+    torch.testing.assert_close(known_input_outputs(w, exact), (x @ w.double().T).float())
+    assert gdc_alpha(gdc_readout(w, exact), gdc_readout(0.8 * w, exact)) == pytest.approx(1.25, rel=1e-5)
+    # through the aihwkit-like periphery: weights of a tenth of full scale (like direct mapping's), shrunk by 0.7
+    small = torch.randn(64, 256, generator=torch.Generator().manual_seed(1)) * 0.1
+    known, one_hot = (Periphery.aihwkit_like(gdc_readout=r) for r in ("known-inputs", "periphery"))
+    s0, s1 = (rng.Stream(3, rng.READOUT_NOISE, 0, 0, r) for r in (0, 1))
+    alpha_known = gdc_alpha(gdc_readout(small, known, s0), gdc_readout(0.7 * small, known, s1))
+    alpha_one_hot = gdc_alpha(gdc_readout(small, one_hot, s0), gdc_readout(0.7 * small, one_hot, s1))
+    assert 0.7 * alpha_known == pytest.approx(1.0, abs=0.03) and 0.7 * alpha_one_hot < 0.97
+    with pytest.raises(ValueError, match="gdc_readout must be one of"):
+        Periphery(gdc_readout="all-ones")
+
+
+def test_a_chip_reads_with_known_input_gdc(net):
+    """A chip without noise or drift read with known-input GDC holds its weights: alpha is 1."""
+    still = PCMParams(prog_noise_scale=0, read_noise_scale=0, drift_scale=0, noise_on_zero_target=False)
+    per = Periphery(inp_bits=8, gdc_readout="known-inputs")
+    chip = AnalogChip(net, still, seed=0)
+    model = chip.read(86_400.0, "gdc", periphery=per)
+    from aimc_lib.backends import AnalogLayer
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, AnalogLayer)}
+    assert set(layers) == set(chip.layers)
+    for name, m in layers.items():  # digital scale W_max * alpha with alpha = 1
+        assert m.digital_scale == pytest.approx(chip.layers[name].w_max, rel=1e-5), name
+
+
 def test_accuracy_vs_time_records_the_periphery(net):
     g = torch.Generator().manual_seed(0)
     split = Split(torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=g),
