@@ -16,7 +16,7 @@ from .result_files import load_results
 
 #: The realistic chip's results (``aimc_lib/results/<name>.json``), per network.
 REALISTIC = {"custom": "periphery/resnet32-custom_gdc_aihwkit", "direct": "periphery/resnet32-fp32_gdc_aihwkit"}
-#: The ideal chip's results: the same devices and chips with an exact periphery.
+#: The ideal chip's results (the same devices and chips, read with an exact periphery), per network.
 IDEAL = {"custom": "resnet32-custom_gdc", "direct": "resnet32-fp32_gdc"}
 REALISTIC_CHIP = "realistic chip"
 IDEAL_CHIP = "ideal chip"
