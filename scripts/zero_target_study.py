@@ -32,7 +32,7 @@ from aimc_lib.converters import Periphery
 from aimc_lib.mapping import AnalogChip, readout_stream
 from aimc_lib.models import analog_layers, crossbar_matrix
 from aimc_lib.pcm import PCMParams
-from aimc_lib.periphery import one_hot_readout
+from aimc_lib.periphery import gdc_alpha, gdc_readout
 from aimc_lib.result_files import chip_time_layer, save_results
 from aimc_lib.times import DAY_S, MONTH_S, YEAR_S
 from aimc_lib.weight_noise import gain_and_rest
@@ -57,7 +57,7 @@ def chip_errors(model, seed: int, params: PCMParams, per: Periphery) -> dict:
         for i, ((name, st), w) in enumerate(zip(chip.layers.items(), targets)):
             diff = chip._read_difference(st, t, i, read)
             alpha = {"exact": st.gdc_reference_us / float(diff.abs().mean()),
-                     "periphery": reference[name] / one_hot_readout(diff / g_max, per, readout_stream(seed, i, read))}
+                     "periphery": gdc_alpha(reference[name], gdc_readout(diff / g_max, per, readout_stream(seed, i, read)))}
             for r in READOUTS:
                 scale, noise = gain_and_rest(diff * (alpha[r] * st.w_max / g_max), w.to(diff.device))
                 rows[r][0].append(scale)
