@@ -22,16 +22,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from aimc_lib import rng, zoo
+from aimc_lib.experiments import model_sha256
+from aimc_lib.headline import save_headline_figure
+from aimc_lib.pcm import PCMParams
+from aimc_lib.periphery import Periphery
+from aimc_lib.result_files import COMMITTED_RESULTS, load_results, result_name
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aimc_lib import rng, zoo  # noqa: E402
-from aimc_lib.experiments import model_sha256  # noqa: E402
-from aimc_lib.headline import save_headline_figure  # noqa: E402
-from aimc_lib.pcm import PCMParams  # noqa: E402
-from aimc_lib.periphery import Periphery  # noqa: E402
-from aimc_lib.result_files import COMMITTED_RESULTS, load_results, result_name  # noqa: E402
-
 NEXT = ROOT / "runs" / "results-next"
 TEST_IMAGES = 10_000
 
