@@ -30,6 +30,37 @@ def test_noise_free_chips_equal_fp32(tiny_model, cifar_test):
     assert res["std"] == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("compensation", ["gdc", "none"])
+def test_a_chip_that_reads_the_same_network_is_evaluated_once(tiny_model, cifar_test, monkeypatch,
+                                                               compensation):
+    """Without drift and read noise a chip reads the same weights at every time: its accuracy is
+    measured once per chip, and the table is the one that measuring every time gives. With them,
+    every time is measured."""
+    from aimc_lib import experiments
+    calls = []
+
+    def counting_accuracy(runner, test, *args, **kwargs):
+        calls.extend([1] if len(test) == 200 else [])  # not the run-time estimate's 100-image probe
+        return real_accuracy(runner, test, *args, **kwargs)
+
+    real_accuracy = experiments.accuracy
+    monkeypatch.setattr(experiments, "accuracy", counting_accuracy)
+    kw = dict(times_s=[1.0, 100.0, 1e5], n_chips=2, compensation=compensation, test_subset=200,
+              progress=False, fp32_accuracy=10.0, seed=5)
+    still = PCMParams(drift_scale=0.0, read_noise_scale=0.0)
+    once = accuracy_vs_time(tiny_model, cifar_test, params=still, **kw)
+    assert len(calls) == 2 and all(len(set(row)) == 1 for row in once["per_chip"])
+    calls.clear()
+    monkeypatch.setattr(experiments, "_same_state", lambda a, b: False)  # measure every read
+    every = accuracy_vs_time(tiny_model, cifar_test, params=still, **kw)
+    assert len(calls) == 6 and every["per_chip"] == once["per_chip"]
+    monkeypatch.undo()
+    monkeypatch.setattr(experiments, "accuracy", counting_accuracy)
+    calls.clear()
+    accuracy_vs_time(tiny_model, cifar_test, params=PCMParams(), **kw)
+    assert len(calls) == 6
+
+
 def test_table_metadata_and_roundtrip(tiny_model, cifar_test, tmp_path):
     res = accuracy_vs_time(tiny_model, cifar_test, [1.0, 3600.0], n_chips=3, test_subset=200, seed=7,
                            progress=False, model_name="tiny")
