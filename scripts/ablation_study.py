@@ -39,6 +39,7 @@ from aimc_lib.zoo import RESULTS_DIR, load_model
 ROOT = Path(__file__).resolve().parents[1]
 
 ETA_INF = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
+CHIPS = 10  # PCM chips per arm, seeds 0-9
 #: arm -> the model it evaluates (a shipped name or a finished run's model.pt)
 ARMS = {"both": "resnet32-custom",
         "clip-only": str(ROOT / "runs" / "study-clip-only" / "model.pt"),
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     test = load_cifar10("test")
     if a.quick:
         test = test.subset(200, seed=0)
-    repeats, chips = (2, 1) if a.quick else (a.repeats, 10)
+    repeats, chips = (2, 1) if a.quick else (a.repeats, CHIPS)
     bs = eval_batch_size(a.device)
     out = {"eta_inf": ETA_INF, "n_repeats": repeats, "n_chips": chips, "t_s": DAY_S, "compensation": "gdc",
            "test_images": len(test), "provenance": provenance(a.device), "arms": {}}
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
         out["arms"][arm] = {"model": Path(source).name, "fp32_accuracy": accuracy(model, test, bs),
                             "weight_noise": {k: noise[k] for k in ("mean", "std", "per_repeat")},
                             "pcm_day": {"mean": pcm["mean"][0], "std": pcm["std"][0],
-                                        "per_chip": [c[0] for c in pcm["per_chip"]]}}
+                                        "per_chip": [c[0] for c in pcm["per_chip"]],
+                                        "meta": pcm["meta"]}}  # how the chips were made (stream, device model)
         print(f"{arm:>10}: FP32 {out['arms'][arm]['fp32_accuracy']:.2f} %, at eta_inf 4 % "
               f"{noise['mean'][ETA_INF.index(0.04)]:.2f} %, PCM 1 day GDC {pcm['mean'][0]:.2f} ± {pcm['std'][0]:.2f} %",
               flush=True)

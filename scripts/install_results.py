@@ -5,19 +5,23 @@
 
 The set is what the scripts write: ``scripts/reproduce.py`` (the ideal chip's grids),
 ``scripts/periphery_study.py`` (the realistic chip and the parts study) and ``scripts/studies.py``
-(the device-model studies and the weight-noise sweep). Nothing is copied unless every file is
+(the device-model studies and the weight-noise sweep), and the studies of other scripts that read
+simulated chips (``scripts/recipe_study.py``, ``scripts/ablation_study.py``). Nothing is copied unless every file is
 there, complete (no ``.partial.json`` beside it) and made as its script says: the counter-based
 stream, the shipped model (by its parameters' sha256), all 10,000 test images, the script's chips
 and its device and periphery parameters. Installing then removes the committed files the set
 replaces under an older name, and redraws ``figure.png`` and ``figure.svg``
-(:func:`aimc_lib.headline.save_headline_figure`). Studies of other scripts (``eta_sweep.json``,
-``fp32_recipe.json``, ...) are left as they are, and listed.
+(:func:`aimc_lib.headline.save_headline_figure`). Studies that read no chips (``eta_sweep.json``:
+weight noise only; ``zero_inputs.json``: the FP32 network's activations) and those made after the
+stream and the defaults changed (``gdc_readout.json``, ``zero_target.json``) are left as they
+are, and listed.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -78,6 +82,50 @@ def expected_set() -> list[Expected]:
 OTHER_FILES = ("studies/weight_noise.json",)
 
 
+def chip_study_runs() -> dict[str, dict]:
+    """The studies of other scripts that read simulated chips, which the regeneration also writes:
+    file -> {where in the file: (chips, periphery)} of each accuracy-vs-time run inside it (the
+    plain-recipe network and the clip/noise arms are not shipped models: no sha256 to compare)."""
+    recipe, ablation = _script("recipe_study"), _script("ablation_study")
+    aihwkit = Periphery.aihwkit_like(gdc_readout="periphery")
+    return {
+        "studies/fp32_recipe.json": {"pcm_gdc_ideal": (recipe.CHIPS, None),
+                                     "pcm_gdc_aihwkit": (recipe.PERIPHERY_CHIPS, aihwkit)},
+        "studies/clip_noise_ablation.json": {f"arms.{arm}.pcm_day": (ablation.CHIPS, None) for arm in ablation.ARMS},
+    }
+
+
+def _at(data: dict, where: str):
+    for key in where.split("."):
+        data = data.get(key, {}) if isinstance(data, dict) else {}
+    return data
+
+
+def chip_study_problems(folder: Path) -> list[str]:
+    """What keeps the chip-reading studies of other scripts from being installed."""
+    out = []
+    for name, runs in chip_study_runs().items():
+        if not (folder / name).exists():
+            out.append(f"{name}: missing")
+            continue
+        try:
+            data = json.loads((folder / name).read_text())
+        except json.JSONDecodeError as err:
+            out.append(f"{name}: not JSON ({err})")
+            continue
+        for where, (chips, per_want) in runs.items():
+            meta = _at(data, where).get("meta", {})
+            per = Periphery(**meta["periphery"]) if "periphery" in meta else None
+            checks = {"stream": (meta.get("stream"), rng.STREAM_NAME),
+                      "test_images": (meta.get("test_images"), TEST_IMAGES),
+                      "chips": (meta.get("n_chips"), chips),
+                      "pcm_params": (PCMParams(**meta["pcm_params"]) if "pcm_params" in meta else None, PCMParams()),
+                      "periphery": (None if per is None or per.is_ideal else per, per_want)}
+            out += [f"{name} ({where}): {k} is {got!r}, expected {want!r}"
+                    for k, (got, want) in checks.items() if got != want]
+    return out
+
+
 def problems(folder: Path, items: list[Expected]) -> list[str]:
     """What keeps ``folder`` from being installed: one line per missing, partial or mismatched file."""
     out, shas = [], {}
@@ -107,14 +155,14 @@ def problems(folder: Path, items: list[Expected]) -> list[str]:
         }
         out += [f"{e.path}: {k} is {got!r}, expected {want!r}" for k, (got, want) in checks.items() if got != want]
     out += [f"{name}: missing" for name in OTHER_FILES if not (folder / name).exists()]
-    return out
+    return out + chip_study_problems(folder)
 
 
 def install(folder: Path, target: Path, items: list[Expected]) -> list[str]:
     """Copy the set into ``target``, remove the result files it replaces, redraw the figure; the
     lines of what was done."""
     done = []
-    names = {e.path for e in items} | set(OTHER_FILES)
+    names = {e.path for e in items} | set(OTHER_FILES) | set(chip_study_runs())
     for name in sorted(names):
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(folder / name, target / name)
@@ -139,12 +187,14 @@ def main(argv=None) -> int:
     source, target = Path(a.source), Path(a.target)
     items = expected_set()
     todo = problems(source, items)
-    ready = len(items) + len(OTHER_FILES) - len({line.split(":")[0] for line in todo})
-    print(f"{ready} of {len(items) + len(OTHER_FILES)} files ready in {source}")
+    total = len(items) + len(OTHER_FILES) + len(chip_study_runs())
+    ready = total - len({line.split(":")[0].split(" (")[0] for line in todo})
+    print(f"{ready} of {total} files ready in {source}")
     for line in todo:
         print(f"  {line}")
     others = sorted(p.relative_to(target).as_posix() for p in (target / "studies").glob("*.json")
-                    if not p.name.startswith("resnet32-") and f"studies/{p.name}" not in OTHER_FILES)
+                    if not p.name.startswith("resnet32-")
+                    and f"studies/{p.name}" not in (*OTHER_FILES, *chip_study_runs()))
     print("left as they are (other scripts): " + ", ".join(others))
     if todo:
         print("not installed: the set is incomplete" if a.install else "incomplete", file=sys.stderr if a.install else sys.stdout)

@@ -43,13 +43,15 @@ PLAIN = ROOT / "runs" / "study-fp32-plain" / "model.pt"
 ETA_INF = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
 TIMES_S = [10.0, HOUR_S, DAY_S, MONTH_S, YEAR_S]
 PERIPHERY_TIMES_S = [10.0, DAY_S, YEAR_S]
+CHIPS = 5             # chips on the ideal chip's grid
+PERIPHERY_CHIPS = 3   # chips through the aihwkit-like periphery
 
 
 def main(argv=None) -> int:
     ap = script_parser(__doc__, out=RESULTS_DIR / "studies" / "fp32_recipe.json")
     ap.add_argument("--repeats", type=int, default=5, help="weight-noise draws per eta")
-    ap.add_argument("--chips", type=int, default=5, help="chips, ideal periphery")
-    ap.add_argument("--periphery-chips", type=int, default=3, help="chips, aihwkit-like periphery")
+    ap.add_argument("--chips", type=int, default=CHIPS, help="chips, ideal periphery")
+    ap.add_argument("--periphery-chips", type=int, default=PERIPHERY_CHIPS, help="chips, aihwkit-like periphery")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 200 test images, 1 draw, 1 chip")
     a = ap.parse_args(argv)
     setup_machine(a, strict_fp32=True)

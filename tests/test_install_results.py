@@ -35,6 +35,16 @@ def regenerated(tmp_path_factory):
         (folder / e.path).write_text(json.dumps(_committed_like(e)))
     for name in installer.OTHER_FILES:
         shutil.copy(zoo.RESULTS_DIR / name, folder / name)
+    for name, runs in installer.chip_study_runs().items():
+        data = json.loads((zoo.RESULTS_DIR / name).read_text())
+        for where, (chips, per) in runs.items():
+            run = installer._at(data, where)
+            run["meta"] = dict(run.get("meta", {}), stream=rng.STREAM_NAME, pcm_params=PCMParams().to_dict(),
+                               test_images=10_000, n_chips=chips)
+            run["meta"].pop("periphery", None)
+            if per is not None:
+                run["meta"]["periphery"] = dataclasses.asdict(per)
+        (folder / name).write_text(json.dumps(data))
     return folder
 
 
@@ -61,6 +71,8 @@ def test_a_complete_set_installs_replaces_the_old_names_and_redraws_the_figure(r
     assert not (target / "periphery" / "resnet32-fp32_gdc_ideal-zero-target-noise.json").exists()
     assert (target / "periphery" / "resnet32-fp32_gdc_ideal-zero-target-off.json").exists()
     assert (target / "studies" / "eta_sweep.json").exists()  # another script's study, left as it is
+    assert json.loads((target / "studies" / "fp32_recipe.json").read_text())["pcm_gdc_ideal"]["meta"]["stream"] \
+        == rng.STREAM_NAME  # a chip study of another script, installed with the set
     assert (target / "figure.png").stat().st_size > 20_000
 
 
@@ -86,6 +98,24 @@ def test_a_file_not_made_as_its_script_says_stops_the_install(regenerated, tmp_p
     assert f"periphery/resnet32-fp32_gdc_aihwkit.json: {message}" in captured.out
     assert "not installed: the set is incomplete" in captured.err
     assert sorted(p.name for p in target.rglob("*")) == before  # nothing copied
+
+
+def test_the_chip_studies_of_other_scripts_are_part_of_the_set(regenerated, tmp_path, capsys):
+    """The plain-recipe and clip/noise studies read chips: made with the old stream (their committed
+    files record none) they stop the install; regenerated, they are installed with the set."""
+    runs = installer.chip_study_runs()
+    assert runs["studies/fp32_recipe.json"]["pcm_gdc_aihwkit"][1] == Periphery.aihwkit_like(gdc_readout="periphery")
+    assert set(runs["studies/clip_noise_ablation.json"]) == {"arms.both.pcm_day", "arms.clip-only.pcm_day",
+                                                             "arms.noise-only.pcm_day"}
+    assert installer.chip_study_problems(regenerated) == []
+    old = installer.chip_study_problems(zoo.RESULTS_DIR)
+    assert "studies/clip_noise_ablation.json (arms.both.pcm_day): stream is None, expected 'philox4x32-10'" in old
+    assert any(line.startswith("studies/fp32_recipe.json (pcm_gdc_ideal): stream is None") for line in old)
+    folder = tmp_path / "next"
+    shutil.copytree(regenerated, folder)
+    (folder / "studies" / "fp32_recipe.json").unlink()
+    assert installer.main(["--from", str(folder), "--to", str(tmp_path / "unused"), "--install"]) == 1
+    assert "studies/fp32_recipe.json: missing" in capsys.readouterr().out
 
 
 def test_a_missing_or_partial_file_is_named(regenerated, tmp_path, capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from aimc_lib.pcm import PCMParams
 from aimc_lib.result_files import COMMITTED_RESULTS, result_name
 from project_scripts import load_script
 
@@ -73,6 +74,8 @@ def test_ablation_study_measures_each_arm(tmp_path, monkeypatch, data_path):
     assert res["test_images"] == 200 and res["n_chips"] == 1 and res["eta_inf"][0] == 0.0
     assert arm["weight_noise"]["per_repeat"][0] == [arm["fp32_accuracy"]] * 2  # no noise: the digital network
     assert len(arm["pcm_day"]["per_chip"]) == 1 and 80 < arm["pcm_day"]["mean"] <= 100
+    meta = arm["pcm_day"]["meta"]  # how its chips were made, which the results' install checks
+    assert meta["stream"] == "philox4x32-10" and meta["n_chips"] == 1 and meta["pcm_params"] == PCMParams().to_dict()
 
 
 def test_zero_target_study_measures_the_size_and_the_rest_of_the_weight_error():
