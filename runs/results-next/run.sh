@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the committed results into runs/results-next (resumable; see README.md here).
-# Two workers, one thread each, share the list: A takes the direct-mapping (FP32) runs, B the rest.
+# Two workers, one thread each, share the list: A takes the direct-mapping (FP32) runs and the
+# plain-recipe study, B the rest (about equal CPU time).
 # Order: the headline first (periphery GDC, then the ideal chip as its reference), then the paired
 # parts (at 1 day, 1 month and 1 year: PARTS_TIMES_S), then the other grids.
 set -euo pipefail
@@ -17,10 +18,8 @@ case "${1:?A or B}" in
     $PY scripts/periphery_study.py "${common[@]}" --only parts --models resnet32-fp32 --out $NEXT/periphery
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-fp32_none
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-fp32 --compensations adabs --out $NEXT/periphery
-    # the studies of the other networks (their runs/study-*/model.pt must be on this machine)
+    # the plain-recipe network's study (its runs/study-fp32-plain/model.pt must be on this machine)
     [ -e $NEXT/studies/fp32_recipe.json ] || $PY scripts/recipe_study.py "${common[@]}" --out $NEXT/studies/fp32_recipe.json
-    [ -e $NEXT/studies/clip_noise_ablation.json ] || \
-      $PY scripts/ablation_study.py "${common[@]}" --out $NEXT/studies/clip_noise_ablation.json
     ;;
   B)
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-custom --compensations gdc --out $NEXT/periphery
@@ -29,5 +28,8 @@ case "${1:?A or B}" in
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-custom_adabs resnet32-custom_none
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-custom --compensations adabs --out $NEXT/periphery
     $PY scripts/studies.py "${common[@]}" --out $NEXT/studies
+    # the clip/noise arms (custom training's ingredients; their runs/study-*/model.pt must be here)
+    [ -e $NEXT/studies/clip_noise_ablation.json ] || \
+      $PY scripts/ablation_study.py "${common[@]}" --out $NEXT/studies/clip_noise_ablation.json
     ;;
 esac
