@@ -95,6 +95,18 @@ def chip_study_runs() -> dict[str, dict]:
     }
 
 
+def run_mismatches(meta: dict, chips: int, params: PCMParams, periphery: Periphery | None) -> dict[str, tuple]:
+    """What a run's ``meta`` records against what it must record: stream, test images, chips,
+    device and periphery (None: the ideal chip), as ``{key: (recorded, expected)}`` where they differ."""
+    per = Periphery(**meta["periphery"]) if "periphery" in meta else None
+    checks = {"stream": (meta.get("stream"), rng.STREAM_NAME),
+              "test_images": (meta.get("test_images"), TEST_IMAGES),
+              "chips": (meta.get("n_chips"), chips),
+              "pcm_params": (PCMParams(**meta["pcm_params"]) if "pcm_params" in meta else None, params),
+              "periphery": (None if per is None or per.is_ideal else per, periphery)}
+    return {k: v for k, v in checks.items() if v[0] != v[1]}
+
+
 def _at(data: dict, where: str):
     for key in where.split("."):
         data = data.get(key, {}) if isinstance(data, dict) else {}
@@ -114,15 +126,8 @@ def chip_study_problems(folder: Path) -> list[str]:
             out.append(f"{name}: not JSON ({err})")
             continue
         for where, (chips, per_want) in runs.items():
-            meta = _at(data, where).get("meta", {})
-            per = Periphery(**meta["periphery"]) if "periphery" in meta else None
-            checks = {"stream": (meta.get("stream"), rng.STREAM_NAME),
-                      "test_images": (meta.get("test_images"), TEST_IMAGES),
-                      "chips": (meta.get("n_chips"), chips),
-                      "pcm_params": (PCMParams(**meta["pcm_params"]) if "pcm_params" in meta else None, PCMParams()),
-                      "periphery": (None if per is None or per.is_ideal else per, per_want)}
-            out += [f"{name} ({where}): {k} is {got!r}, expected {want!r}"
-                    for k, (got, want) in checks.items() if got != want]
+            wrong = run_mismatches(_at(data, where).get("meta", {}), chips, PCMParams(), per_want)
+            out += [f"{name} ({where}): {k} is {got!r}, expected {want!r}" for k, (got, want) in wrong.items()]
     return out
 
 
@@ -142,18 +147,10 @@ def problems(folder: Path, items: list[Expected]) -> list[str]:
             continue
         if e.model not in shas:
             shas[e.model] = model_sha256(zoo.pretrained(e.model))
-        per = Periphery(**meta["periphery"]) if "periphery" in meta else None
-        checks = {
-            "stream": (meta.get("stream"), rng.STREAM_NAME),
-            "model": (meta.get("model"), e.model),
-            "model_sha256": (meta.get("model_sha256"), shas[e.model]),
-            "compensation": (meta.get("compensation"), e.compensation),
-            "test_images": (meta.get("test_images"), TEST_IMAGES),
-            "chips": (meta.get("n_chips"), e.chips),
-            "pcm_params": (PCMParams(**meta["pcm_params"]) if "pcm_params" in meta else None, e.params),
-            "periphery": (None if per is None or per.is_ideal else per, e.periphery),
-        }
-        out += [f"{e.path}: {k} is {got!r}, expected {want!r}" for k, (got, want) in checks.items() if got != want]
+        model = {"model": (meta.get("model"), e.model), "model_sha256": (meta.get("model_sha256"), shas[e.model]),
+                 "compensation": (meta.get("compensation"), e.compensation)}
+        wrong = {k: v for k, v in model.items() if v[0] != v[1]} | run_mismatches(meta, e.chips, e.params, e.periphery)
+        out += [f"{e.path}: {k} is {got!r}, expected {want!r}" for k, (got, want) in wrong.items()]
     out += [f"{name}: missing" for name in OTHER_FILES if not (folder / name).exists()]
     return out + chip_study_problems(folder)
 
