@@ -16,10 +16,11 @@ case "${1:?A or B}" in
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-fp32 --compensations gdc --out $NEXT/periphery
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-fp32_gdc
     $PY scripts/periphery_study.py "${common[@]}" --only parts --models resnet32-fp32 --out $NEXT/periphery
+    # the plain-recipe network's study (its runs/study-fp32-plain/model.pt must be on this machine);
+    # not resumable, so it runs before the resumable grids that a session's end may cut
+    [ -e $NEXT/studies/fp32_recipe.json ] || $PY scripts/recipe_study.py "${common[@]}" --out $NEXT/studies/fp32_recipe.json
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-fp32_none
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-fp32 --compensations adabs --out $NEXT/periphery
-    # the plain-recipe network's study (its runs/study-fp32-plain/model.pt must be on this machine)
-    [ -e $NEXT/studies/fp32_recipe.json ] || $PY scripts/recipe_study.py "${common[@]}" --out $NEXT/studies/fp32_recipe.json
     ;;
   B)
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-custom --compensations gdc --out $NEXT/periphery
@@ -27,9 +28,10 @@ case "${1:?A or B}" in
     $PY scripts/periphery_study.py "${common[@]}" --only parts --models resnet32-custom --out $NEXT/periphery
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-custom_adabs resnet32-custom_none
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-custom --compensations adabs --out $NEXT/periphery
-    $PY scripts/studies.py "${common[@]}" --out $NEXT/studies
-    # the clip/noise arms (custom training's ingredients; their runs/study-*/model.pt must be here)
+    # the clip/noise arms (custom training's ingredients; their runs/study-*/model.pt must be here);
+    # not resumable, so before the resumable grids
     [ -e $NEXT/studies/clip_noise_ablation.json ] || \
       $PY scripts/ablation_study.py "${common[@]}" --out $NEXT/studies/clip_noise_ablation.json
+    $PY scripts/studies.py "${common[@]}" --out $NEXT/studies
     ;;
 esac
