@@ -4,7 +4,8 @@
     python scripts/studies.py --device cuda   # minutes on a GPU
 
 Writes into ``aimc_lib/results/studies/`` (or ``--out``; existing files are skipped, and finished
-chips are kept in ``<file>.partial.json``, so an interrupted run continues after its last chip):
+chips are kept in ``<file>.partial.json``, so an interrupted run continues after its last chip; a
+file that another run is writing is skipped too, so two runs can share the list):
 
 * ``weight_noise.json``: accuracy of each model under Gaussian weight noise ``eta * max|W_l|``
   per layer, ``eta`` from 0 to 10 % (the noise axis of the paper's Fig. 2c);
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aimc_lib.checks import OutputBusy
 from aimc_lib.cli import script_parser, setup_machine
 from aimc_lib.config import eval_batch_size
 from aimc_lib.data import load_cifar10
@@ -66,9 +68,13 @@ def main(argv=None) -> int:
             if path.exists():
                 print(f"exists, skipped: {path}", flush=True)
                 continue
-            res = accuracy_vs_time(m, test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="gdc",
-                                   params=params, model_name=name, compile=a.device == "cpu",
-                                   batch_size=eval_batch_size(a.device), results_path=path)
+            try:
+                res = accuracy_vs_time(m, test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="gdc",
+                                       params=params, model_name=name, compile=a.device == "cpu",
+                                       batch_size=eval_batch_size(a.device), results_path=path)
+            except OutputBusy as busy:
+                print(f"busy, skipped: {busy}", flush=True)
+                continue
             res["meta"]["variant"] = variant
             save_results(res, path)
             print(f"wrote {path}", flush=True)
@@ -77,14 +83,18 @@ def main(argv=None) -> int:
     path = out / f"{name}_adabs_unaugmented-calibration.json"
     if path.exists():
         print(f"exists, skipped: {path}", flush=True)
-    else:
+        return 0
+    try:
         res = accuracy_vs_time(models[name], test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="adabs",
                                calibration_split=load_cifar10("train"), calibration_augmented=False,
                                model_name=name, compile=a.device == "cpu", batch_size=eval_batch_size(a.device),
                                results_path=path)
-        res["meta"]["variant"] = "unaugmented-calibration"
-        save_results(res, path)
-        print(f"wrote {path}", flush=True)
+    except OutputBusy as busy:
+        print(f"busy, skipped: {busy}", flush=True)
+        return 0
+    res["meta"]["variant"] = "unaugmented-calibration"
+    save_results(res, path)
+    print(f"wrote {path}", flush=True)
     return 0
 
 

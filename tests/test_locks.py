@@ -61,3 +61,24 @@ def test_two_drift_runs_started_together_on_one_out(tmp_path, data_path):
     res = json.loads(out.read_text())  # the winner's result is intact
     assert len(res["per_chip"]) == 3 and res["meta"]["test_images"] == 500
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "tiny.pt"]  # no partial or lock file left
+
+
+def test_studies_skip_a_result_another_run_is_writing(tmp_path, data_path, capsys):
+    """Two `scripts/studies.py` runs share the list: a result whose lock another run holds is skipped."""
+    from project_scripts import load_script
+    studies = load_script("studies")
+    names = ["weight_noise.json", "resnet32-custom_adabs_unaugmented-calibration.json"] + [
+        f"{m}_gdc_{v}.json" for v in studies.VARIANTS for m in studies.MODELS]
+    busy = tmp_path / names.pop()  # the last grid: another run is writing it
+    for n in names:
+        (tmp_path / n).write_text("{}")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(busy)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert studies.main(["--out", str(tmp_path), "--threads", "1"]) == 0
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    out = capsys.readouterr().out
+    assert "busy, skipped: results_path" in out and f"{busy} is being written by another run (pid {holder.pid}" in out
+    assert out.count("exists, skipped") == len(names) and not busy.exists()

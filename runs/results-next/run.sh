@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the committed results into runs/results-next (resumable; see README.md here).
 # Two workers, one thread each, share the list: A takes the direct-mapping (FP32) runs and the
-# plain-recipe study, B the rest (about equal CPU time).
+# plain-recipe study, B the rest; both share the device-model studies at the end.
 # Order: the headline first (periphery GDC, then the ideal chip as its reference), then the paired
 # parts (at 1 day, 1 month and 1 year: PARTS_TIMES_S), then the other grids.
 set -euo pipefail
@@ -21,6 +21,8 @@ case "${1:?A or B}" in
     [ -e $NEXT/studies/fp32_recipe.json ] || $PY scripts/recipe_study.py "${common[@]}" --out $NEXT/studies/fp32_recipe.json
     $PY scripts/reproduce.py "${common[@]}" --results-only --results-dir $NEXT --only resnet32-fp32_none
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-fp32 --compensations adabs --out $NEXT/periphery
+    # then help B with the device-model studies (a file B is writing is skipped)
+    $PY scripts/studies.py "${common[@]}" --out $NEXT/studies
     ;;
   B)
     $PY scripts/periphery_study.py "${common[@]}" --only main --models resnet32-custom --compensations gdc --out $NEXT/periphery
