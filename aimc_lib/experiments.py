@@ -66,8 +66,7 @@ def accuracy_vs_time(model: nn.Module, test: Split, times_s=DEFAULT_TIMES_S, n_c
     peripheries and the same ``seed`` are paired chip by chip.
     ``backend``: where the periphery runs (:data:`aimc_lib.backends.BACKENDS`; the one used is
     recorded as ``meta["periphery_backend"]``). ``stream``: the chips' random stream
-    (:data:`aimc_lib.rng.STREAMS`; ``"torch-cpu"`` re-derives results made before the
-    counter-based stream), recorded as ``meta["stream"]``.
+    (:data:`aimc_lib.rng.STREAMS`), recorded as ``meta["stream"]``.
     ``results_path``: write the result there (JSON), saving each finished chip as it goes to
     ``<results_path>.partial.json``; an interrupted call resumes after its last finished chip
     when called again with the same arguments (bit-identical result), and refuses different

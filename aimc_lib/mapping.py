@@ -30,8 +30,7 @@ calibration read right after programming; each later read of the chip, by :meth:
 :meth:`AnalogChip.weights_at` or :meth:`AnalogChip.gdc_factors`, takes the next index); output
 noise of read ``k`` through the periphery, layer ``i``, image ``n``. So a seed gives the same chip
 and the same reads on every device and backend, with and without a periphery (paired studies), and
-the chip is programmed and read on the model's device. ``stream="torch-cpu"`` reproduces results
-made before this stream (a sequential CPU generator; their files carry no ``stream`` entry).
+the chip is programmed and read on the model's device.
 """
 from __future__ import annotations
 
@@ -115,8 +114,8 @@ class AnalogChip:
         params: the PCM model parameters.
         seed: names this chip: every random draw (programming noise, drift exponents, read noise,
             the periphery's output noise) is keyed by it (module docstring).
-        stream: ``"philox4x32-10"`` (default; the chip lives on the model's device) or ``"torch-cpu"``
-            (results made before that stream: a sequential generator on the CPU).
+        stream: ``"philox4x32-10"``, the simulation's counter-based stream (:mod:`aimc_lib.rng`),
+            recorded in results; the chip lives on the model's device.
 
     A seed names the same chip everywhere: a result computed on a GPU can be checked on a laptop.
     """
@@ -131,14 +130,11 @@ class AnalogChip:
         self.stream = check_stream(stream)
         self._template = copy.deepcopy(model).eval()
         self.device = next(self._template.parameters()).device
-        legacy = stream == "torch-cpu"
-        self.generator = torch.Generator().manual_seed(self.seed) if legacy else None
-        self._state_device = torch.device("cpu") if legacy else self.device
         self._periphery_references: dict[Periphery, dict[str, float]] = {}
         self.reads = 0  # reads so far after the calibration read (read 0)
         self.layers: dict[str, ProgrammedLayer] = {}
         for i, (name, layer) in enumerate(analog_layers(self._template).items()):
-            w = crossbar_matrix(layer).detach().float().to(self._state_device)
+            w = crossbar_matrix(layer).detach().float()
             w_max = float(w.abs().max())
             tp, tm = weights_to_targets(w, w_max, params.g_max_us)
             gp, nup = pcm.program(tp, params, self._programming_draws(i, 0))
@@ -150,8 +146,6 @@ class AnalogChip:
             st.gdc_reference_us = float(st.reference_diff_us.abs().mean())
 
     def _programming_draws(self, layer: int, sub: int):
-        if self.generator is not None:
-            return self.generator
         return programming_streams(self.seed, layer, sub)
 
     def _next_read(self) -> int:
@@ -160,10 +154,7 @@ class AnalogChip:
 
     def _read_difference(self, st: ProgrammedLayer, t_s: float, layer: int, read: int) -> torch.Tensor:
         p = self.params
-        if self.generator is not None:
-            g_plus = g_minus = self.generator
-        else:
-            g_plus, g_minus = read_stream(self.seed, layer, 0, read), read_stream(self.seed, layer, 1, read)
+        g_plus, g_minus = read_stream(self.seed, layer, 0, read), read_stream(self.seed, layer, 1, read)
         return pcm.read(st.g_plus_us, st.nu_plus, t_s, p, g_plus) - pcm.read(st.g_minus_us, st.nu_minus, t_s, p, g_minus)
 
     def gdc_factors(self, t_s: float) -> dict[str, float]:

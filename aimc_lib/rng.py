@@ -43,9 +43,9 @@ MASK32 = 0xFFFFFFFF
 #: The name of this stream in result files' metadata.
 STREAM_NAME = "philox4x32-10"
 
-#: The random streams a chip may use, the counter-based one (default) and, for results made before
-#: it, the sequential CPU generator ``"torch-cpu"`` (see :class:`aimc_lib.mapping.AnalogChip`).
-STREAMS = (STREAM_NAME, "torch-cpu")
+#: The random streams a chip may use: this one. (Results made before it, by aimc_lib 0.1.0, drew
+#: from a sequential CPU generator, ``"torch-cpu"``; that release re-derives them.)
+STREAMS = (STREAM_NAME,)
 
 
 def check_stream(name: str) -> str:

@@ -59,8 +59,7 @@ class DriftRun:
         periphery: converters and output noise of every analog layer (``None`` = ideal).
         model_name: the model's name, recorded in the result.
         fp32_accuracy: the digital baseline (%) to record; ``None`` = measure it on the test images.
-        stream: the chips' random stream (:data:`aimc_lib.rng.STREAMS`; ``"torch-cpu"`` for
-            results made before the counter-based stream).
+        stream: the chips' random stream (:data:`aimc_lib.rng.STREAMS`).
         backend: where the periphery runs (:data:`aimc_lib.backends.BACKENDS`); the one used is
             recorded as the result's ``meta["periphery_backend"]``.
     """
@@ -145,9 +144,13 @@ class DriftRun:
     def from_meta(cls, res: dict) -> "DriftRun":
         """The run that wrote result ``res`` (a dict as :func:`aimc_lib.result_files.load_results`
         returns), also from files written before this class existed (no ``periphery``: ideal; no
-        ``calibration_augmented``: augmented; no ``stream``: ``"torch-cpu"``). ``batch_size`` is not
-        recorded: the default."""
+        ``calibration_augmented``: augmented). A result without ``stream`` was made before the
+        counter-based stream, by aimc_lib 0.1.0, and is refused: that release re-derives it.
+        ``batch_size`` is not recorded: the default."""
         m = res["meta"]
+        if "stream" not in m:
+            raise ValueError("this result was made before the counter-based stream (no meta.stream): "
+                             "aimc_lib 0.1.0 re-derives it, this version does not")
         seeds = m["seeds"]
         if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
             raise ValueError(f"meta.seeds {seeds} are not consecutive: not the result of one DriftRun")
@@ -160,7 +163,7 @@ class DriftRun:
                    compile=m.get("compiled", False),
                    periphery=Periphery(**m["periphery"]) if m.get("periphery") else None,
                    model_name=m.get("model", ""), fp32_accuracy=m.get("fp32_accuracy"),
-                   stream=m.get("stream", "torch-cpu"), backend=m.get("periphery_backend") or "auto")
+                   stream=m["stream"], backend=m.get("periphery_backend") or "auto")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from aimc_lib import zoo
 from aimc_lib.result_files import (COMMITTED_RESULTS, GDC_READOUT_LABELS, chip_time_layer, gdc_readouts, load_results,
                                   markdown_table, result_name)
-from aimc_lib.times import REPORT_TIMES_S
+from aimc_lib.times import DAY_S, MONTH_S, REPORT_TIMES_S, YEAR_S
 
 MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
 COMPENSATION_LABELS = {"gdc": "GDC", "adabs": "AdaBS", "none": "no compensation"}
@@ -36,7 +37,7 @@ def main() -> int:
         variants = {}
         for model, label in (("resnet32-fp32", "direct mapping"), ("resnet32-custom", "custom training")):
             variants[f"{label}, full model"] = zoo.results(f"{model}_gdc")
-            for v in ("programming-only", "no-read-noise", "zero-target-noise"):
+            for v in ("programming-only", "no-read-noise", "zero-target-off"):
                 f = studies / f"{model}_gdc_{v}.json"
                 if f.exists():
                     variants[f"{label}, {v}"] = load_results(f)
@@ -71,6 +72,7 @@ def main() -> int:
     if full.exists():
         print(periphery_table(full))
         print(periphery_parts_table(full))
+        print(periphery_parts_table(full, ("aihwkit", *REALISTIC_VARIANTS), reference="aihwkit"))
     return 0
 
 
@@ -125,17 +127,24 @@ def periphery_table(folder: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-#: The parts of the periphery, each switched on alone, then together (``scripts/periphery_study.py --only parts``).
-PARTS = ("ideal", "dac-only", "adc-only", "out-noise-only", "aihwkit", "aihwkit-exact-gdc", "ideal-zero-target-noise")
+_PERIPHERY_STUDY = runpy.run_path(str(Path(__file__).with_name("periphery_study.py")))
+#: The parts of the periphery, each switched on alone, then together, and the variants of the
+#: realistic chip (``scripts/periphery_study.py --only parts``).
+PARTS = tuple(_PERIPHERY_STUDY["PARTS"])
 #: The times they were read at.
-PARTS_TIMES = {"1 day": 86400.0}
+PARTS_TIMES = {"1 day": DAY_S, "1 month": MONTH_S, "1 year": YEAR_S}
+assert list(PARTS_TIMES.values()) == _PERIPHERY_STUDY["PARTS_TIMES_S"]
+#: The realistic chip's variants, paired with it (GDC's readout, the zero-target device).
+REALISTIC_VARIANTS = tuple(v for v in PARTS if v.startswith("aihwkit-"))
 
 
-def periphery_parts_table(folder: Path, variants=PARTS, times: dict[str, float] = PARTS_TIMES) -> str:
-    """Which part of the periphery costs what at ``times``: each variant on the same chips as ``ideal``.
+def periphery_parts_table(folder: Path, variants=PARTS, times: dict[str, float] = PARTS_TIMES,
+                          reference: str = "ideal") -> str:
+    """Which part of the periphery costs what at ``times``: each variant on the same chips as
+    ``reference`` (the ideal periphery, or ``"aihwkit"``: the realistic chip).
 
     The ``aihwkit`` variant is the main result file (its grid holds ``times``); the change is the
-    chip-by-chip difference to the ideal periphery, mean +- standard error over the chips.
+    chip-by-chip difference to ``reference``, mean +- standard error over the chips.
     """
     rows = ["| model (GDC), periphery | chips x images | " + " | ".join(
         f"{label}: accuracy (mean +- std) | {label}: change on the same chips (mean +- standard error)"
@@ -144,11 +153,13 @@ def periphery_parts_table(folder: Path, variants=PARTS, times: dict[str, float] 
         def at(v):
             res = load_results(folder / f"{model}_gdc_{v}.json")
             return res, np.asarray(res["per_chip"])[:, [res["times_s"].index(t) for t in times.values()]]
-        ideal, ref = at("ideal")
+        base, ref = at(reference)
+        n = len(base["meta"]["seeds"])
         for v in variants:
             res, acc = at(v)
-            if res["meta"]["seeds"] != ideal["meta"]["seeds"] or res["meta"]["test_images"] != ideal["meta"]["test_images"]:
+            if res["meta"]["seeds"][:n] != base["meta"]["seeds"] or res["meta"]["test_images"] != base["meta"]["test_images"]:
                 raise ValueError(f"{model} {v}: paired differences need the same chips and test images")
+            acc = acc[:n]
             rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | " + " | ".join(
                 f"{acc[:, j].mean():.2f} +- {acc[:, j].std(ddof=1):.2f} | {paired_change(acc[:, j] - ref[:, j])}"
                 for j in range(len(times))) + " |")

@@ -1,5 +1,6 @@
 """One run description: DriftRun and WeightNoiseRun check their arguments, and accuracy_vs_time and
 accuracy_under_weight_noise either refuse an argument clearly or give exactly the protocol's result."""
+import copy
 import dataclasses
 import glob
 import json
@@ -143,8 +144,6 @@ def test_committed_results_read_back_as_the_run_that_wrote_them(path):
             assert run.periphery == Periphery.ideal()
         elif key == "periphery":  # results made before a field was added (gdc_reads) lack it: its default
             assert Periphery(**meta["periphery"]) == run.periphery
-        elif key == "stream" and "stream" not in meta:  # made before the counter-based stream
-            assert run.stream == "torch-cpu"
         else:
             assert meta.get(key) == value, key
     assert list(run.times_s) == res["times_s"] and run.n_chips == len(res["per_chip"])
@@ -158,6 +157,12 @@ def test_the_result_meta_is_the_run_description():
     assert {k: res["meta"][k] for k in run.meta()} == run.meta()
     assert DriftRun.from_meta(res) == dataclasses.replace(run, test_subset=len(TEST), fp32_accuracy=res["meta"]["fp32_accuracy"],
                                                           backend=res["meta"]["periphery_backend"])
+    old = copy.deepcopy(res)
+    del old["meta"]["stream"]  # a result of aimc_lib 0.1.0, made before the counter-based stream
+    with pytest.raises(ValueError, match="before the counter-based stream"):
+        DriftRun.from_meta(old)
+    with pytest.raises(ValueError, match="unknown random stream 'torch-cpu'"):
+        DriftRun.from_meta(copy.deepcopy(res) | {"meta": res["meta"] | {"stream": "torch-cpu"}})
 
 
 # ---------------------------------------------------------------- weight noise

@@ -1,6 +1,5 @@
 """The shipped models and committed results are what the code produces, on the real CIFAR-10 test set."""
 import copy
-import dataclasses
 import shutil
 
 import pytest
@@ -13,6 +12,7 @@ from aimc_lib.experiments import model_sha256
 from aimc_lib.mapping import AnalogChip
 from aimc_lib.pcm import PCMParams
 from aimc_lib.periphery import Periphery
+from aimc_lib.rng import STREAM_NAME
 from aimc_lib.times import DAY_S, DEFAULT_TIMES_S, MONTH_S, YEAR_S
 from aimc_lib.result_files import COMMITTED_RESULTS
 from aimc_lib.times import PERIPHERY_TIMES_S
@@ -20,20 +20,6 @@ from project_scripts import ROOT, load_script
 
 MODELS = ("resnet32-fp32", "resnet32-custom")
 RESULTS = COMMITTED_RESULTS
-
-
-def defaults_of(meta: dict) -> PCMParams:
-    """The default PCM parameters of the time a committed result was made. Results from before the
-    counter-based stream (no ``stream`` in their meta) left the zero-target device at 0 uS, the
-    default then; the regenerated ones (``runs/results-next``) use the calibrated default."""
-    return PCMParams() if "stream" in meta else PCMParams(noise_on_zero_target=False)
-
-
-def with_defaults_of(meta: dict, params: PCMParams) -> PCMParams:
-    """``params`` as written in a study's script, under the defaults of ``meta``'s time."""
-    if "stream" in meta or params.noise_on_zero_target != PCMParams().noise_on_zero_target:
-        return params
-    return dataclasses.replace(params, noise_on_zero_target=False)
 
 
 def test_manifest_records_both_models():
@@ -77,7 +63,8 @@ def test_committed_result_is_complete(name, comp):
     assert meta["model"] == name and meta["compensation"] == comp
     assert meta["n_chips"] >= 10 and len(res["per_chip"]) == meta["n_chips"]
     assert res["times_s"] == DEFAULT_TIMES_S and {MONTH_S, YEAR_S} <= set(res["times_s"])
-    assert meta["test_images"] == 10_000 and PCMParams(**meta["pcm_params"]) == defaults_of(meta)
+    assert meta["test_images"] == 10_000 and PCMParams(**meta["pcm_params"]) == PCMParams()
+    assert meta["stream"] == STREAM_NAME
     assert meta["model_sha256"] == model_sha256(aimc_lib.pretrained(name))  # made from the shipped weights
 
 
@@ -100,7 +87,7 @@ def test_committed_periphery_results_record_their_setup(name, comp):
     assert meta["n_chips"] == len(res["per_chip"]) >= (20 if name == "resnet32-fp32" else 10)
     assert res["times_s"] == PERIPHERY_TIMES_S and 60.0 in res["times_s"]
     assert Periphery(**meta["periphery"]) == Periphery.aihwkit_like(gdc_readout="periphery")
-    assert PCMParams(**meta["pcm_params"]) == defaults_of(meta)
+    assert PCMParams(**meta["pcm_params"]) == PCMParams() and meta["stream"] == STREAM_NAME
     assert meta["model_sha256"] == model_sha256(aimc_lib.pretrained(name))
     assert meta["seeds"][:10] == zoo.results(f"{name}_gdc")["meta"]["seeds"]
     if comp == "adabs":
@@ -115,15 +102,14 @@ def test_committed_periphery_parts_are_paired_with_the_ideal_periphery(name):
     ideal = zoo.results(f"periphery/{name}_gdc_ideal")["meta"]
     assert ideal["n_chips"] == (20 if name == "resnet32-fp32" else 10) and ideal["test_images"] == 10_000
     committed = {p.name for p in (zoo.RESULTS_DIR / "periphery").glob(f"{name}_gdc_*.json")}
+    assert {f"{name}_gdc_{variant}.json" for variant in study.PARTS} == committed
     for variant, (per, params) in study.PARTS.items():
-        if f"{name}_gdc_{variant}.json" not in committed and "stream" not in ideal:
-            continue  # a variant added for the regeneration (runs/results-next): required once it lands
         res = zoo.results(f"periphery/{name}_gdc_{variant}")
         meta = res["meta"]
         assert DAY_S in res["times_s"], variant
         assert meta["seeds"][:ideal["n_chips"]] == ideal["seeds"] and meta["test_images"] == 10_000, variant
         assert Periphery(**meta["periphery"]) == per, variant
-        assert PCMParams(**meta["pcm_params"]) == with_defaults_of(meta, params), variant
+        assert PCMParams(**meta["pcm_params"]) == params and meta["stream"] == STREAM_NAME, variant
         assert meta["model_sha256"] == model_sha256(aimc_lib.pretrained(name)), variant
 
 
@@ -131,45 +117,27 @@ def test_committed_periphery_parts_are_paired_with_the_ideal_periphery(name):
 HEADLINE = (*headline.IDEAL.values(), *headline.REALISTIC.values())
 
 
-def _headline_chips() -> list[tuple[str, int]]:
-    """Chips 0 and 1 of every headline result; of an older periphery result, whose output noise a
-    GPU drew, chip 0 (the one whose difference to the CPU was measured)."""
-    out = []
-    for result in HEADLINE:
-        meta = zoo.results(result)["meta"]
-        out += [(result, k) for k in ((0,) if "stream" not in meta and "periphery" in meta else (0, 1))]
-    return out
-
-
-@pytest.mark.parametrize("result, chip_index", _headline_chips())
+@pytest.mark.parametrize("result, chip_index", [(result, k) for result in HEADLINE for k in (0, 1)])
 def test_headline_one_day_points_are_what_the_code_produces(result, chip_index, cifar_test):
     """Chips 0 and 1 of every headline result at 1 day, re-simulated on this CPU from what the
     file records (model, PCM parameters, periphery, stream): the chip is read at every earlier time
     of the grid first, as in the run (each read draws fresh noise), then on all 10,000 test images.
 
-    A result drawn from the counter-based stream must agree within 5 test images, wherever it ran.
-    The older files (no ``stream`` entry) drew their conductances from the sequential CPU
-    generator (``stream="torch-cpu"``, the same chip); those through the periphery ran on a GPU,
-    whose generator drew the output noise: the same chip, other noise, so they agree within that
-    noise (0.22 points apart between an H200 and a CPU in ``scripts/device_checks.py``).
+    Every draw comes from the counter-based stream, so the result must agree within 5 test images
+    (0.05 points) wherever it ran: only the order of float sums differs between backends.
     """
     res = zoo.results(result)
     meta = res["meta"]
     name = meta["model"]
     per = Periphery(**meta["periphery"]) if "periphery" in meta else None
     chip = AnalogChip(aimc_lib.pretrained(name), PCMParams(**meta["pcm_params"]), seed=meta["seeds"][chip_index],
-                      stream=meta.get("stream", "torch-cpu"))
+                      stream=meta["stream"])
     j = res["times_s"].index(DAY_S)
     for t in res["times_s"][:j]:  # the reads this chip had before, in order
         chip.read(t, "gdc", periphery=per) if per is not None else chip.weights_at(t, "gdc")
     acc = accuracy(chip.read(DAY_S, "gdc", periphery=per), cifar_test)
     committed = res["per_chip"][chip_index][j]
-    legacy_gpu_noise = "stream" not in meta and per is not None
-    assert abs(acc - committed) <= (0.75 if legacy_gpu_noise else 0.05), (acc, committed)
-    if legacy_gpu_noise and name == "resnet32-fp32" and chip_index == 0:
-        ideal = zoo.results("resnet32-fp32_gdc")
-        # the tolerance still tells a periphery read from an ideal one (3.9 points apart here)
-        assert ideal["per_chip"][0][ideal["times_s"].index(DAY_S)] - committed > 3.0
+    assert abs(acc - committed) <= 0.05, (acc, committed)
 
 
 def test_adabs_calibration_images_must_be_augmented(cifar_train, cifar_test):
