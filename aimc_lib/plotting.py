@@ -530,6 +530,30 @@ def gdc_readout_bias_figure(study: dict):
     return fig
 
 
+def gdc_readout_accuracy_figure(changes: dict[str, dict[str, tuple]], time_labels: list[str]):
+    """What a better GDC readout buys: the accuracy change, on the same chips, against aihwkit's
+    one-hot readout, one panel per network, one bar per readout and time, with the standard error
+    over the chips. ``changes``: network -> readout label -> (mean, standard error), one value per
+    time of ``time_labels`` (:func:`aimc_lib.result_files.paired_changes`).
+
+    Chapter 6b: The periphery: converters and output noise.
+    """
+    colors = ("tab:blue", "tab:green", "tab:purple", "tab:orange")
+    fig, axes = plt.subplots(1, len(changes), figsize=(4.6 * len(changes), 3.4), sharey=True, layout="constrained")
+    for ax, (network, readouts) in zip(np.atleast_1d(axes), changes.items()):
+        x, width = np.arange(len(time_labels)), 0.8 / len(readouts)
+        for i, ((label, (mean, se)), color) in enumerate(zip(readouts.items(), colors)):
+            ax.bar(x + (i - (len(readouts) - 1) / 2) * width, mean, width, yerr=se, capsize=3, color=color,
+                   label=label)
+        ax.axhline(0, color="0.3", lw=1)
+        ax.set_xticks(x, time_labels)
+        ax.set_title(network, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("accuracy change on the same chips\n(points, against one one-hot read)")
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="upper left")
+    return fig
+
+
 def zero_target_scale_figure(study: dict):
     """The size of the weights a chip holds after GDC, relative to the trained ones (the least-squares
     gain; 1 = restored), vs time: mean over chips and layers, one panel per model, one colour per

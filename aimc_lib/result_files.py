@@ -149,6 +149,22 @@ def value_at(res: dict, t_s: float) -> tuple[float, float]:
     return res["mean"][j], res["std"][j]
 
 
+def paired_changes(res: dict, reference: dict, times_s) -> tuple[np.ndarray, np.ndarray]:
+    """The chip-by-chip change of ``res`` against ``reference`` at each of ``times_s``: its mean
+    and standard error over the chips, one per time. The two must hold the same chips (the
+    reference's seeds are the first of ``res``'s) and test images; ValueError otherwise."""
+    n = len(reference["meta"]["seeds"])
+    if (list(res["meta"]["seeds"][:n]) != list(reference["meta"]["seeds"]) or n < 2
+            or res["meta"]["test_images"] != reference["meta"]["test_images"]):
+        raise ValueError("paired changes need the same chips (at least 2) and test images in both results")
+
+    def at(r):
+        return np.asarray(r["per_chip"])[:n, [exact_index(r, t) for t in times_s]]
+
+    d = at(res) - at(reference)
+    return d.mean(0), d.std(0, ddof=1) / np.sqrt(n)
+
+
 def exact_index(res: dict, t_s: float) -> int:
     """Index of ``t_s`` on the result's time grid; ValueError if it is not a grid point."""
     for j, t in enumerate(res["times_s"]):
