@@ -1,11 +1,20 @@
 """Print the markdown tables of RESULTS.md from the committed results (so the note's numbers are the files').
 
-    python scripts/results_tables.py
+    python scripts/results_tables.py                     # print them
+    python scripts/results_tables.py --update RESULTS.md  # rewrite the note's tables in place
+
+``--update`` replaces each table of the note by the printed table with the same header and the same
+row labels (the first column), and fails, changing nothing, when a table of the note has no printed
+counterpart or a printed table has no place in the note: the prose around them is the author's.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import runpy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +32,69 @@ MAIN = {f"{MODEL_LABELS[m]}, {COMPENSATION_LABELS[c]}": result_name(m, c)
 TIMES = {"1e-5 s": 1e-5, **REPORT_TIMES_S}  # right after programming, then the note's usual times
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--update", type=Path, metavar="NOTE", help="rewrite the tables of this markdown file")
+    args = parser.parse_args([] if argv is None else argv)
+    if args.update is None:
+        print_tables()
+        return 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_tables()
+    note = args.update.read_text()
+    args.update.write_text(update_tables(note, out.getvalue()))
+    print(f"updated the tables of {args.update}")
+    return 0
+
+
+def tables_of(text: str) -> list[tuple[int, int]]:
+    """``(first, end)`` line ranges of the markdown tables in ``text`` (runs of lines starting ``|``)."""
+    spans, start = [], None
+    for i, line in enumerate([*text.splitlines(), ""]):
+        if line.startswith("|") and start is None:
+            start = i
+        elif not line.startswith("|") and start is not None:
+            spans.append((start, i))
+            start = None
+    return spans
+
+
+def _key(rows: list[str]) -> tuple[str, frozenset]:
+    """A table's identity: its header and the labels of its rows (first column)."""
+    return rows[0], frozenset(r.split("|")[1].strip() for r in rows[2:])
+
+
+def update_tables(note: str, printed: str) -> str:
+    """``note`` with each table replaced by the table of ``printed`` of the same header and row labels."""
+    plines = printed.splitlines()
+    new = {}
+    for a, b in tables_of(printed):
+        key = _key(plines[a:b])
+        if key in new:
+            raise ValueError(f"two printed tables share a header and row labels: {plines[a]}")
+        new[key] = plines[a:b]
+    lines, out, used, last = note.splitlines(), [], set(), 0
+    stale = []
+    for a, b in tables_of(note):
+        key = _key(lines[a:b])
+        out += lines[last:a]
+        if key not in new:
+            stale.append(lines[a] + " / " + ", ".join(sorted(key[1])))
+            out += lines[a:b]
+        else:
+            out += new[key]
+            used.add(key)
+        last = b
+    out += lines[last:]
+    unplaced = [rows[0] + " / " + ", ".join(sorted(_key(rows)[1])) for key, rows in new.items() if key not in used]
+    if stale or unplaced:
+        raise SystemExit("tables not updated:\n" + "".join(f"  in the note, not printed: {t}\n" for t in stale)
+                         + "".join(f"  printed, not in the note: {t}\n" for t in unplaced))
+    return "\n".join(out) + ("\n" if note.endswith("\n") else "")
+
+
+def print_tables() -> None:
     m = zoo.manifest()
     print("| model | recipe | epochs | test accuracy (FP32, %) | training time | hardware | torch | aimc_lib |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -53,6 +124,7 @@ def main() -> int:
         for i, eta in enumerate(etas):
             print(f"| {100 * eta:g} | " + " | ".join(f"{r['mean'][i]:.2f} +- {r['std'][i]:.2f}"
                                                     for r in noise.values()) + " |")
+        print()
     ablation = studies / "clip_noise_ablation.json"
     if ablation.exists():
         print(ablation_table(json.loads(ablation.read_text())))
@@ -70,10 +142,10 @@ def main() -> int:
         print(zero_inputs_table(json.loads(zeros.read_text())))
     full = zoo.RESULTS_DIR / "periphery"
     if full.exists():
+        print(seed_table(full, m["resnet32-fp32"]["test_accuracy"]))
         print(periphery_table(full))
         print(periphery_parts_table(full))
         print(periphery_parts_table(full, ("aihwkit", *REALISTIC_VARIANTS), reference="aihwkit"))
-    return 0
 
 
 def paired_change(d: np.ndarray) -> str:
@@ -124,6 +196,38 @@ def periphery_table(folder: Path) -> str:
             if ideal is not None:
                 rows.append(f"| {name}, change on the same {n} chips (mean +- standard error) | {n} | "
                             + " | ".join(change) + " |")
+    return "\n".join(rows) + "\n"
+
+
+#: The seed figure read off by eye, and the paper's numbers (Joshi et al. 2020), per row of :func:`seed_table`:
+#: (row, network, time in s or None for the FP32 baseline, seed figure, paper).
+SEED_ROWS = (("FP32 baseline", None, None, "about 92", "about 93.9"),
+             ("custom training, earliest time (1e-5 s)", "resnet32-custom", 1e-5, "about 91", "93.7 after mapping"),
+             ("custom training, 10 s", "resnet32-custom", 10.0, "about 90", "-"),
+             ("custom training, 1e5 s (about a day)", "resnet32-custom", 1e5, "about 89-90",
+              "> 93.5 after a day (preprint > 92.6)"),
+             ("direct mapping, earliest time (1e-5 s)", "resnet32-fp32", 1e-5, "about 89", "-"),
+             ("direct mapping, 10 s", "resnet32-fp32", 10.0, "about 75", "-"),
+             ("direct mapping, 1e5 s (about a day)", "resnet32-fp32", 1e5, "about 81", "-"))
+
+
+def seed_table(folder: Path, fp32_accuracy: float) -> str:
+    """The seed figure and the paper beside the realistic chip (GDC, the headline) and the ideal chip
+    (GDC, its first chips), with the change on the chips both read (mean +- standard error)."""
+    rows = ["| test accuracy (%) | seed figure (read by eye) | paper | realistic chip (GDC) | ideal chip (GDC) "
+            "| realistic - ideal, same chips (mean +- standard error) |", "| --- | --- | --- | --- | --- | --- |"]
+    for label, model, t, seed, paper in SEED_ROWS:
+        if model is None:
+            rows.append(f"| {label} | {seed} | {paper} | {fp32_accuracy:.2f} | {fp32_accuracy:.2f} | - |")
+            continue
+        real, ideal = load_results(folder / f"{model}_gdc_aihwkit.json"), zoo.results(result_name(model, "gdc"))
+        n = len(ideal["meta"]["seeds"])
+        if real["meta"]["seeds"][:n] != ideal["meta"]["seeds"]:
+            raise ValueError("paired differences need the same chips")
+        a = np.asarray(real["per_chip"])[:, real["times_s"].index(t)]
+        b = np.asarray(ideal["per_chip"])[:, ideal["times_s"].index(t)]
+        rows.append(f"| {label} | {seed} | {paper} | {a.mean():.2f} +- {a.std(ddof=1):.2f} ({len(a)} chips) | "
+                    f"{b.mean():.2f} +- {b.std(ddof=1):.2f} ({n} chips) | {paired_change(a[:n] - b)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -275,4 +379,4 @@ def recipe_tables(recipe: dict, weight_noise: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
