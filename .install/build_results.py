@@ -104,7 +104,7 @@ for m, pre, fp, full in (("fp32", "s", FP32, Id), ("custom", "sc", FPC, Ic)):
     put(f"{pre}_read", lambda s=S[m], full=full: f"{mean(s['no-read-noise'], DAY) - mean(full, DAY):.1f}")
 put("zt_ideal_grid", lambda: signed(paired(S["fp32"]["zero-target-off"], Id, DAY)))
 
-text = Path("/work/tmp/results_prose.md").read_text()
+text = Path(__file__).with_name("results_prose.md").read_text()
 blocks, cur = [], []
 for line in PRINTED.read_text().splitlines() + [""]:
     if line.startswith("|"): cur.append(line)
