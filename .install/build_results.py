@@ -97,6 +97,9 @@ for tn, t in (("day", DAY), ("year", YEAR)):
     parts(f"zt_ideal_{tn}", "fp32", "ideal-zero-target-off", t)
 parts("dac_year", "fp32", "dac-only", YEAR); parts("pc_parts_year", "custom", "aihwkit", YEAR)
 parts("zt_ideal_c_year", "custom", "ideal-zero-target-off", YEAR)
+put("pp_day", lambda: cost(paired(Rd, P["fp32"]["ideal"], DAY)))
+put("pp_year", lambda: cost(paired(Rd, P["fp32"]["ideal"], YEAR)))
+put("ppc_year", lambda: cost(paired(Rc, P["custom"]["ideal"], YEAR)))
 put("zt_ideal_day_pos", lambda: f"{-paired(P['fp32']['ideal-zero-target-off'], P['fp32']['ideal'], DAY)[0]:+.1f}")
 for m, pre, fp, full in (("fp32", "s", FP32, Id), ("custom", "sc", FPC, Ic)):
     put(f"{pre}_prog", lambda s=S[m], fp=fp: f"{fp - mean(s['programming-only'], DAY):.1f}")
