@@ -32,7 +32,7 @@ def paired(a, b, t, tb=None):
 
 
 def signed(ms): return f"{ms[0]:+.2f} +- {ms[1]:.2f}"
-def cost(ms): return f"{-ms[0]:.1f} +- {ms[1]:.1f}"
+def cost(ms): return f"{-ms[0]:.2f} +- {ms[1]:.2f}"
 
 
 K = {}
