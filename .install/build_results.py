@@ -100,6 +100,10 @@ parts("zt_ideal_c_year", "custom", "ideal-zero-target-off", YEAR)
 put("pp_day", lambda: cost(paired(Rd, P["fp32"]["ideal"], DAY)))
 put("pp_year", lambda: cost(paired(Rd, P["fp32"]["ideal"], YEAR)))
 put("ppc_year", lambda: cost(paired(Rc, P["custom"]["ideal"], YEAR)))
+def parts_sum(t):
+    return sum(paired(P["fp32"][v], P["fp32"]["ideal"], t)[0] for v in ("dac-only", "adc-only", "out-noise-only"))
+put("sum_day", lambda: f"{parts_sum(DAY):+.2f}")
+put("sum_year", lambda: f"{parts_sum(YEAR):+.2f}")
 put("zt_ideal_day_pos", lambda: f"{-paired(P['fp32']['ideal-zero-target-off'], P['fp32']['ideal'], DAY)[0]:+.1f}")
 for m, pre, fp, full in (("fp32", "s", FP32, Id), ("custom", "sc", FPC, Ic)):
     put(f"{pre}_prog", lambda s=S[m], fp=fp: f"{fp - mean(s['programming-only'], DAY):.1f}")
