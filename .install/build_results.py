@@ -111,6 +111,17 @@ for m, pre, fp, full in (("fp32", "s", FP32, Id), ("custom", "sc", FPC, Ic)):
     put(f"{pre}_read", lambda s=S[m], full=full: f"{mean(s['no-read-noise'], DAY) - mean(full, DAY):.1f}")
 put("zt_ideal_grid", lambda: signed(paired(S["fp32"]["zero-target-off"], Id, DAY)))
 
+def recipe():
+    rec = json.load(open(RD / "studies/fp32_recipe.json"))
+    for key, ref in (("ideal", Id), ("aih", Rd)):
+        res = rec[f"pcm_gdc_{'ideal' if key == 'ideal' else 'aihwkit'}"]
+        n = res["meta"]["n_chips"]; assert ref["meta"]["seeds"][:n] == res["meta"]["seeds"]
+        plain = np.asarray(res["per_chip"]); shipped = np.asarray(ref["per_chip"])[:n][:, [ref["times_s"].index(t) for t in res["times_s"]]]
+        more = (rec["fp32_accuracy"] - plain) - (ref["meta"]["fp32_accuracy"] - shipped)  # chip x time
+        m, se = more.mean(0), more.std(0, ddof=1) / np.sqrt(n)
+        K[f"r_{key}_min"], K[f"r_{key}_max"] = f"{m.min():+.2f}", f"{m.max():+.2f}"
+        K[f"r_{key}_z"] = f"{np.abs(m / se).max():.1f}"
+put("recipe", recipe)
 text = Path(__file__).with_name("results_prose.md").read_text()
 blocks, cur = [], []
 for line in PRINTED.read_text().splitlines() + [""]:
