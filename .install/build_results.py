@@ -122,6 +122,19 @@ def recipe():
         K[f"r_{key}_min"], K[f"r_{key}_max"] = f"{m.min():+.2f}", f"{m.max():+.2f}"
         K[f"r_{key}_z"] = f"{np.abs(m / se).max():.1f}"
 put("recipe", recipe)
+def ablation():
+    ab = json.load(open(RD / "studies/clip_noise_ablation.json")); eta = ab["eta_inf"]; arms = ab["arms"]
+    wn = {k: np.asarray(a["weight_noise"]["mean"]) for k, a in arms.items()}
+    pcm = {k: np.asarray(a["pcm_day"]["per_chip"]) for k, a in arms.items()}
+    i4 = eta.index(0.04); mid = [eta.index(e) for e in (0.02, 0.04, 0.06, 0.08)]
+    for k, short in (("clip-only", "clip"), ("both", "both"), ("noise-only", "noise")):
+        K[f"ab_{short}_wn4"] = f"{wn[k][i4]:.2f}"; K[f"ab_{short}_pcm"] = f"{pcm[k].mean():.2f}"
+    adds = wn["both"][mid] - wn["clip-only"][mid]
+    K["ab_noise_adds_lo"], K["ab_noise_adds_hi"] = f"{adds.min():.1f}", f"{adds.max():.1f}"
+    K["ab_noise_adds_10"] = f"{wn['both'][eta.index(0.1)] - wn['clip-only'][eta.index(0.1)]:.1f}"
+    for k, key in (("clip-only", "ab_clip_change"), ("noise-only", "ab_noise_change")):
+        d = pcm[k] - pcm["both"]; K[key] = f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f}"
+put("ablation", ablation)
 text = Path(__file__).with_name("results_prose.md").read_text()
 blocks, cur = [], []
 for line in PRINTED.read_text().splitlines() + [""]:
