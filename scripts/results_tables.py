@@ -125,6 +125,9 @@ def print_tables() -> None:
             print(f"| {100 * eta:g} | " + " | ".join(f"{r['mean'][i]:.2f} +- {r['std'][i]:.2f}"
                                                     for r in noise.values()) + " |")
         print()
+    eta_sweep = studies / "eta_sweep.json"
+    if eta_sweep.exists():
+        print(eta_sweep_table(json.loads(eta_sweep.read_text())))
     ablation = studies / "clip_noise_ablation.json"
     if ablation.exists():
         print(ablation_table(json.loads(ablation.read_text())))
@@ -324,6 +327,16 @@ def zero_inputs_table(study: dict) -> str:
         worst = max(counts, key=lambda k: counts[k][0] / counts[k][1])
         rows.append(f"| {model} | {study['test_images']:,} | {100 * zeros / total:.3f} % | "
                     f"{worst}: {100 * counts[worst][0] / counts[worst][1]:.2f} % |")
+    return "\n".join(rows) + "\n"
+
+
+def eta_sweep_table(sweep: dict) -> str:
+    """The short eta_tr sweep (``scripts/eta_sweep.py``): each fine-tune under inference weight noise."""
+    rows = ["| eta_tr (training) | " + " | ".join(f"eta_inf {100 * e:g} %" for e in sweep["eta_inf"]) + " |",
+            "| --- | " + " | ".join("---" for _ in sweep["eta_inf"]) + " |"]
+    for eta_tr, r in sweep["runs"].items():
+        rows.append(f"| {100 * float(eta_tr):g} % | " + " | ".join(f"{m:.2f} +- {sd:.2f}" for m, sd in zip(r["mean"], r["std"]))
+                    + " |")
     return "\n".join(rows) + "\n"
 
 
