@@ -64,38 +64,29 @@ def main(argv=None) -> int:
 
     for variant, params in VARIANTS.items():
         for name, m in models.items():
-            path = out / f"{name}_gdc_{variant}.json"
-            if path.exists():
-                print(f"exists, skipped: {path}", flush=True)
-                continue
-            try:
-                res = accuracy_vs_time(m, test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="gdc",
-                                       params=params, model_name=name, compile=a.device == "cpu",
-                                       batch_size=eval_batch_size(a.device), results_path=path)
-            except OutputBusy as busy:
-                print(f"busy, skipped: {busy}", flush=True)
-                continue
-            res["meta"]["variant"] = variant
-            save_results(res, path)
-            print(f"wrote {path}", flush=True)
+            _grid(out / f"{name}_gdc_{variant}.json", variant, m, name, test, a, compensation="gdc", params=params)
+    _grid(out / "resnet32-custom_adabs_unaugmented-calibration.json", "unaugmented-calibration",
+          models["resnet32-custom"], "resnet32-custom", test, a, compensation="adabs",
+          calibration_split=load_cifar10("train"), calibration_augmented=False)
+    return 0
 
-    name = "resnet32-custom"
-    path = out / f"{name}_adabs_unaugmented-calibration.json"
+
+def _grid(path: Path, variant: str, model, name: str, test, a, **kwargs) -> None:
+    """One accuracy-vs-time grid of a study, tagged with its variant: skipped if ``path`` exists or
+    another run is writing it, resumed from its ``.partial.json`` otherwise."""
     if path.exists():
         print(f"exists, skipped: {path}", flush=True)
-        return 0
+        return
     try:
-        res = accuracy_vs_time(models[name], test, DEFAULT_TIMES_S, n_chips=a.chips, compensation="adabs",
-                               calibration_split=load_cifar10("train"), calibration_augmented=False,
-                               model_name=name, compile=a.device == "cpu", batch_size=eval_batch_size(a.device),
-                               results_path=path)
+        res = accuracy_vs_time(model, test, DEFAULT_TIMES_S, n_chips=a.chips, model_name=name,
+                               compile=a.device == "cpu", batch_size=eval_batch_size(a.device),
+                               results_path=path, **kwargs)
     except OutputBusy as busy:
         print(f"busy, skipped: {busy}", flush=True)
-        return 0
-    res["meta"]["variant"] = "unaugmented-calibration"
+        return
+    res["meta"]["variant"] = variant
     save_results(res, path)
     print(f"wrote {path}", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
