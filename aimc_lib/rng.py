@@ -43,8 +43,8 @@ MASK32 = 0xFFFFFFFF
 #: The name of this stream in result files' metadata.
 STREAM_NAME = "philox4x32-10"
 
-#: The random streams a chip may use: this one. (Results made before it, by aimc_lib 0.1.0, drew
-#: from a sequential CPU generator, ``"torch-cpu"``; that release re-derives them.)
+#: The random streams a chip may use, only this one. Results made before it, by aimc_lib 0.1.0, drew
+#: from a sequential CPU generator (``"torch-cpu"``); that release re-derives them.
 STREAMS = (STREAM_NAME,)
 
 
