@@ -65,6 +65,10 @@ def test_a_complete_set_installs_replaces_the_old_names_and_redraws_the_figure(r
     target = tmp_path / "results"
     shutil.copytree(zoo.RESULTS_DIR, target)
     (target / "figure.png").unlink()
+    for old in ("studies/resnet32-fp32_gdc_zero-target-noise.json",  # names of the results before 0.2.0
+                "periphery/resnet32-fp32_gdc_ideal-zero-target-noise.json"):
+        shutil.copy(target / "resnet32-fp32_gdc.json", target / old)
+    (target / "periphery" / "resnet32-fp32_gdc_ideal-zero-target-off.json").unlink(missing_ok=True)
     assert installer.main(["--from", str(regenerated), "--to", str(target), "--install"]) == 0
     out = capsys.readouterr().out
     assert "removed studies/resnet32-fp32_gdc_zero-target-noise.json" in out
@@ -108,11 +112,16 @@ def test_the_chip_studies_of_other_scripts_are_part_of_the_set(regenerated, tmp_
     assert set(runs["studies/clip_noise_ablation.json"]) == {"arms.both.pcm_day", "arms.clip-only.pcm_day",
                                                              "arms.noise-only.pcm_day"}
     assert installer.chip_study_problems(regenerated) == []
-    old = installer.chip_study_problems(zoo.RESULTS_DIR)
-    assert "studies/clip_noise_ablation.json (arms.both.pcm_day): stream is None, expected 'philox4x32-10'" in old
-    assert any(line.startswith("studies/fp32_recipe.json (pcm_gdc_ideal): stream is None") for line in old)
     folder = tmp_path / "next"
     shutil.copytree(regenerated, folder)
+    for name, where in (("clip_noise_ablation.json", "arms.both.pcm_day"), ("fp32_recipe.json", "pcm_gdc_ideal")):
+        data = json.loads((folder / "studies" / name).read_text())
+        installer._at(data, where)["meta"].pop("stream")  # as the results before 0.2.0 recorded it
+        (folder / "studies" / name).write_text(json.dumps(data))
+    old = installer.chip_study_problems(folder)
+    assert "studies/clip_noise_ablation.json (arms.both.pcm_day): stream is None, expected 'philox4x32-10'" in old
+    assert any(line.startswith("studies/fp32_recipe.json (pcm_gdc_ideal): stream is None") for line in old)
+    assert len(old) == 2
     (folder / "studies" / "fp32_recipe.json").unlink()
     assert installer.main(["--from", str(folder), "--to", str(tmp_path / "unused"), "--install"]) == 1
     assert "studies/fp32_recipe.json: missing" in capsys.readouterr().out
