@@ -125,24 +125,17 @@ def print_tables() -> None:
             print(f"| {100 * eta:g} | " + " | ".join(f"{r['mean'][i]:.2f} +- {r['std'][i]:.2f}"
                                                     for r in noise.values()) + " |")
         print()
-    eta_sweep = studies / "eta_sweep.json"
-    if eta_sweep.exists():
-        print(eta_sweep_table(json.loads(eta_sweep.read_text())))
-    ablation = studies / "clip_noise_ablation.json"
-    if ablation.exists():
-        print(ablation_table(json.loads(ablation.read_text())))
-    recipe = studies / "fp32_recipe.json"
-    if recipe.exists():
-        print(recipe_tables(json.loads(recipe.read_text()), json.loads((studies / "weight_noise.json").read_text())))
-    gdc = studies / "gdc_readout.json"
-    if gdc.exists():
-        print(gdc_readout_table(json.loads(gdc.read_text())))
-    zero_target = studies / "zero_target.json"
-    if zero_target.exists():
-        print(zero_target_table(json.loads(zero_target.read_text())))
-    zeros = studies / "zero_inputs.json"
-    if zeros.exists():
-        print(zero_inputs_table(json.loads(zeros.read_text())))
+    other_studies = {  # the studies of other scripts, each a file and its table, in the note's order
+        "eta_sweep.json": eta_sweep_table,
+        "clip_noise_ablation.json": ablation_table,
+        "fp32_recipe.json": lambda recipe: recipe_tables(recipe, json.loads((studies / "weight_noise.json").read_text())),
+        "gdc_readout.json": gdc_readout_table,
+        "zero_target.json": zero_target_table,
+        "zero_inputs.json": zero_inputs_table,
+    }
+    for name, table in other_studies.items():
+        if (studies / name).exists():
+            print(table(json.loads((studies / name).read_text())))
     full = zoo.RESULTS_DIR / "periphery"
     if full.exists():
         print(seed_table(full, m["resnet32-fp32"]["test_accuracy"]))
