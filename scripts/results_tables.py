@@ -21,7 +21,7 @@ import numpy as np
 
 from aimc_lib import zoo
 from aimc_lib.result_files import (COMMITTED_RESULTS, GDC_READOUT_LABELS, chip_time_layer, gdc_readouts, load_results,
-                                  markdown_table, result_name)
+                                  markdown_table, paired_changes, result_name)
 from aimc_lib.times import DAY_S, MONTH_S, REPORT_TIMES_S, YEAR_S
 
 MODEL_LABELS = {"resnet32-custom": "custom training", "resnet32-fp32": "direct mapping (FP32 model)"}
@@ -217,13 +217,11 @@ def seed_table(folder: Path, fp32_accuracy: float) -> str:
             rows.append(f"| {label} | {seed} | {paper} | {fp32_accuracy:.2f} | {fp32_accuracy:.2f} | - |")
             continue
         real, ideal = load_results(folder / f"{model}_gdc_aihwkit.json"), zoo.results(result_name(model, "gdc"))
-        n = len(ideal["meta"]["seeds"])
-        if real["meta"]["seeds"][:n] != ideal["meta"]["seeds"]:
-            raise ValueError("paired differences need the same chips")
         a = np.asarray(real["per_chip"])[:, real["times_s"].index(t)]
         b = np.asarray(ideal["per_chip"])[:, ideal["times_s"].index(t)]
+        mean, se = paired_changes(real, ideal, [t])
         rows.append(f"| {label} | {seed} | {paper} | {a.mean():.2f} +- {a.std(ddof=1):.2f} ({len(a)} chips) | "
-                    f"{b.mean():.2f} +- {b.std(ddof=1):.2f} ({n} chips) | {paired_change(a[:n] - b)} |")
+                    f"{b.mean():.2f} +- {b.std(ddof=1):.2f} ({len(b)} chips) | {mean[0]:+.2f} +- {se[0]:.2f} |")
     return "\n".join(rows) + "\n"
 
 
@@ -253,15 +251,14 @@ def periphery_parts_table(folder: Path, variants=PARTS, times: dict[str, float] 
         def at(v):
             res = load_results(folder / f"{model}_gdc_{v}.json")
             return res, np.asarray(res["per_chip"])[:, [res["times_s"].index(t) for t in times.values()]]
-        base, ref = at(reference)
+        base, _ = at(reference)
         n = len(base["meta"]["seeds"])
         for v in variants:
             res, acc = at(v)
-            if res["meta"]["seeds"][:n] != base["meta"]["seeds"] or res["meta"]["test_images"] != base["meta"]["test_images"]:
-                raise ValueError(f"{model} {v}: paired differences need the same chips and test images")
+            mean, se = paired_changes(res, base, times.values())  # same chips and test images, or ValueError
             acc = acc[:n]
             rows.append(f"| {label}, {v} | {len(acc)} x {res['meta']['test_images']} | " + " | ".join(
-                f"{acc[:, j].mean():.2f} +- {acc[:, j].std(ddof=1):.2f} | {paired_change(acc[:, j] - ref[:, j])}"
+                f"{acc[:, j].mean():.2f} +- {acc[:, j].std(ddof=1):.2f} | {mean[j]:+.2f} +- {se[j]:.2f}"
                 for j in range(len(times))) + " |")
     return "\n".join(rows) + "\n"
 
