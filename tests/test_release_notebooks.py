@@ -4,18 +4,23 @@ Colab and Binder open a notebook from the repository and install the release its
 (``aimc_lib[notebooks] @ git+<url>@v<version>``), not the library beside it. A notebook that uses
 an ``aimc_lib`` name added after that release fails there with an ImportError or AttributeError,
 while every test that runs the notebook against the checkout passes. These tests read each name a
-notebook takes from ``aimc_lib`` and look for it in the pinned release's source (its git tag).
+notebook takes from ``aimc_lib`` and look for it in the names the pinned release recorded
+(``book_tools/releases.json``, written from the release's checkout by ``book_tools/release_api.py``):
+a clone without tags checks the same as one with them.
 """
 from __future__ import annotations
 
 import ast
 import re
-import subprocess
 
 import nbformat
 import pytest
 
-from project_scripts import ROOT
+import aimc_lib
+
+from project_scripts import ROOT, load_script
+
+release_api = load_script("release_api", "book_tools")
 
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 PIN = re.compile(r"aimc_lib\[notebooks\] @ git\+\S+@(v\d+\.\d+\.\d+)")
@@ -65,47 +70,14 @@ def used_names(code: str) -> set[tuple[str, str]]:
     return used
 
 
-def module_source(tag: str, module: str) -> str | None:
-    """The source of ``aimc_lib.<module>`` in release ``tag`` (None if the module is not there)."""
-    base = "aimc_lib/" + module.replace(".", "/") if module else "aimc_lib"
-    for path in (f"{base}.py", f"{base}/__init__.py"):
-        proc = subprocess.run(["git", "-C", str(ROOT), "show", f"{tag}:{path}"], capture_output=True, text=True)
-        if proc.returncode == 0:
-            return proc.stdout
-    return None
-
-
-def defined_names(source: str) -> set[str]:
-    """The names a module's source binds at its top level (also inside top-level if/try blocks)."""
-    names, todo = set(), list(ast.parse(source).body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
-        elif isinstance(node, (ast.If, ast.Try)):
-            todo += node.body + node.orelse + getattr(node, "finalbody", [])
-            todo += [s for h in getattr(node, "handlers", []) for s in h.body]
-    return names
-
-
 def missing_in_release(used: set[tuple[str, str]], tag: str) -> list[str]:
     """The used names that release ``tag`` does not have, as ``aimc_lib.<module>.<name>``."""
-    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}"],
-                      capture_output=True).returncode != 0:
-        raise AssertionError(f"the release tag {tag} is not in this repository: the notebooks pin a "
-                             f"release that was never tagged (docs/developers.md, Releases)")
-    missing = []
-    for module, name in sorted(used):
-        source = module_source(tag, module)
-        submodule = module_source(tag, f"{module}.{name}".lstrip(".")) is not None
-        if not submodule and (source is None or name not in defined_names(source)):
-            missing.append(".".join(p for p in ("aimc_lib", module, name) if p))
-    return missing
+    entry = release_api.read_record().get(tag)
+    if entry is None:
+        raise AssertionError(f"book_tools/releases.json has no record of release {tag}: run "
+                             f"`python book_tools/release_api.py` when releasing (docs/developers.md, Releases)")
+    return [".".join(p for p in ("aimc_lib", module, name) if p)
+            for module, name in sorted(used) if not release_api.has_name(entry, module, name)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -126,9 +98,46 @@ def test_the_reader_finds_names_and_misses():
         code + "aimc_lib.pretrained('x'); pcm.program; zoo.not_in_zoo; M.AnalogChip; pcm.not_in_pcm\n")])))
     assert {("", "pretrained"), ("", "pcm"), ("pcm", "program"), ("zoo", "not_in_zoo"), ("pcm", "PCMParams"),
             ("", "mapping"), ("mapping", "AnalogChip"), ("pcm", "not_in_pcm")} <= used
-    tag = subprocess.run(["git", "-C", str(ROOT), "describe", "--tags", "--abbrev=0"],
-                         capture_output=True, text=True).stdout.strip()
-    assert tag, "no release tag in this repository"
+    tag = f"v{aimc_lib.__version__}"
     assert missing_in_release(used, tag) == ["aimc_lib.pcm.not_in_pcm", "aimc_lib.zoo.not_in_zoo"]
-    with pytest.raises(AssertionError, match="never tagged"):
+    with pytest.raises(AssertionError, match="no record of release v999.0.0"):
         missing_in_release(used, "v999.0.0")
+
+
+def test_this_version_is_recorded():
+    assert f"v{aimc_lib.__version__}" in release_api.read_record(), \
+        "run `python book_tools/release_api.py` when releasing (docs/developers.md, Releases)"
+
+
+@pytest.mark.parametrize("tag", sorted(release_api.read_record()))
+def test_a_release_record_describes_every_module_unchanged_since(tag):
+    """The record of a module whose source is byte-identical to the release's must be that source's names;
+    and the checkout has every module the record names (a release records all of ``aimc_lib``)."""
+    entry, now = release_api.read_record()[tag], release_api.checkout_sources()
+    assert "" in entry and "pcm" in entry, f"{tag}'s record lacks the package or its pcm module"
+    unchanged = [m for m, source in now.items() if m in entry and release_api.module_api(source)["sha256"] == entry[m]["sha256"]]
+    wrong = [m for m in unchanged if release_api.module_api(now[m]) != entry[m]]
+    assert not wrong, f"{tag}'s record does not describe these unchanged modules: {wrong}"
+    if tag == f"v{aimc_lib.__version__}":
+        assert unchanged, f"no module is unchanged since {tag}: its record cannot be checked"
+
+
+def test_the_record_is_made_of_each_modules_names(tmp_path):
+    package = tmp_path / "aimc_lib"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from . import pcm\n__version__ = '9.9.9'\n")
+    (package / "pcm.py").write_text("import torch\nclass P: pass\ndef program(): pass\nif True:\n    X = 1\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "deep.py").write_text("Y: int = 2\ntry:\n    Z = 3\nexcept ImportError:\n    W = 4\n")
+    entry = release_api.api(release_api.checkout_sources(tmp_path))
+    assert {m: e["names"] for m, e in entry.items()} == {
+        "": ["__version__", "pcm"], "pcm": ["P", "X", "program", "torch"], "sub": [], "sub.deep": ["W", "Y", "Z"]}
+    assert release_api.has_name(entry, "", "pcm") and release_api.has_name(entry, "sub", "deep")
+    assert release_api.has_name(entry, "pcm", "program") and not release_api.has_name(entry, "pcm", "missing")
+    assert not release_api.has_name(entry, "nowhere", "x")
+    record = tmp_path / "releases.json"
+    release_api.write_record("v9.9.9", entry, record)
+    release_api.write_record("v1.0.0", {}, record)
+    assert release_api.read_record(record) == {"v1.0.0": {}, "v9.9.9": entry}
+    with pytest.raises(ValueError, match="not in aimc_lib"):
+        release_api.module_name("other/x.py")
