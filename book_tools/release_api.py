@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ref", help="compare the record of this tag with the tag's git tree; change nothing")
     args = ap.parse_args(argv)
     if args.ref:
-        recorded = read_record().get(args.ref)
+        recorded = read_record(RECORD).get(args.ref)
         if recorded is None:
             print(f"release_api: {RECORD.name} has no record of {args.ref}", file=sys.stderr)
             return 1
@@ -123,9 +123,9 @@ def main(argv=None) -> int:
         return 1 if differ else 0
     tag = f"v{package_version()}"
     entry = api(checkout_sources())
-    write_record(tag, entry)
+    write_record(tag, entry, RECORD)
     print(f"recorded {tag}: {len(entry)} modules, {sum(len(m['names']) for m in entry.values())} names "
-          f"-> {RECORD.relative_to(ROOT)}")
+          f"-> {RECORD}")
     return 0
 
 

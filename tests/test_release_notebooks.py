@@ -111,12 +111,12 @@ def test_this_version_is_recorded():
 
 @pytest.mark.parametrize("tag", sorted(release_api.read_record()))
 def test_a_release_record_describes_every_module_unchanged_since(tag):
-    """The record of a module whose source is byte-identical to the release's must be that source's names;
-    and the checkout has every module the record names (a release records all of ``aimc_lib``)."""
-    entry, now = release_api.read_record()[tag], release_api.checkout_sources()
+    """The record of each module whose source is byte-identical to the release's (same sha256) is that
+    source's names; the record holds the package and its pcm module at least."""
+    entry, now = release_api.read_record()[tag], release_api.api(release_api.checkout_sources())
     assert "" in entry and "pcm" in entry, f"{tag}'s record lacks the package or its pcm module"
-    unchanged = [m for m, source in now.items() if m in entry and release_api.module_api(source)["sha256"] == entry[m]["sha256"]]
-    wrong = [m for m in unchanged if release_api.module_api(now[m]) != entry[m]]
+    unchanged = [m for m in now if m in entry and now[m]["sha256"] == entry[m]["sha256"]]
+    wrong = [m for m in unchanged if now[m] != entry[m]]
     assert not wrong, f"{tag}'s record does not describe these unchanged modules: {wrong}"
     if tag == f"v{aimc_lib.__version__}":
         assert unchanged, f"no module is unchanged since {tag}: its record cannot be checked"
@@ -141,3 +141,13 @@ def test_the_record_is_made_of_each_modules_names(tmp_path):
     assert release_api.read_record(record) == {"v1.0.0": {}, "v9.9.9": entry}
     with pytest.raises(ValueError, match="not in aimc_lib"):
         release_api.module_name("other/x.py")
+
+
+def test_recording_writes_the_checkout_under_this_version(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(release_api, "RECORD", tmp_path / "releases.json")
+    assert release_api.main([]) == 0
+    tag = f"v{aimc_lib.__version__}"
+    assert release_api.read_record(tmp_path / "releases.json") == {tag: release_api.api(release_api.checkout_sources())}
+    assert f"recorded {tag}: " in capsys.readouterr().out
+    assert release_api.main(["--ref", "v999.0.0"]) == 1
+    assert "has no record of v999.0.0" in capsys.readouterr().err
